@@ -1,0 +1,39 @@
+# Every target sets itself up: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 45000
+
+.PHONY: demo test lint bench tour clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,lint]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the echo server (Ctrl-C stops it)
+	$(PY) demos/echo_server.py --host $(HOST) --port $(PORT)
+
+tour: $(STAMP)  ## a tour of the system calls
+	$(PY) demos/tasks.py
+
+test: $(STAMP)  ## the whole suite
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pyos tests demos benchmarks
+
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]" || echo "some benchmark peers failed to install; they will be reported as skipped"
+	touch $(VENV)/.bench
+
+bench: $(VENV)/.bench  ## pyos against asyncio, uvloop, curio and trio (QUICK=1 for a short run)
+	$(PY) benchmarks/run.py $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

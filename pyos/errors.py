@@ -1,0 +1,51 @@
+"""Exceptions that pyos raises, in one place so that every other module can import them.
+
+Each names what went wrong in the terms of the program that hit it: which task, which
+descriptor, which wait.  Nothing here imports the rest of pyos.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Deadlock", "NoSuchTask", "PyosError", "ResourceBusy", "TaskError", "TaskKilled"]
+
+
+class PyosError(Exception):
+    """Base class of every error pyos itself raises."""
+
+
+class Deadlock(PyosError, RuntimeError):
+    """Tasks remain but none can ever run again: nothing is ready, no timer, no I/O wait.
+
+    Raised by ``Scheduler.mainloop()``.  The message names each blocked task, what it
+    waits for and where, and the cycle in the wait-for graph when there is one.
+    """
+
+
+class TaskError(PyosError):
+    """The task you waited for failed.  Its own exception is ``__cause__``.
+
+    Wrapping (rather than re-raising the child's exception as is) keeps "the task I
+    waited for failed" apart from "my wait itself failed", and lets several waiters
+    receive the same failure without sharing one traceback.
+    """
+
+    def __init__(self, message: str, tid: int, name: str) -> None:
+        super().__init__(message)
+        self.tid = tid
+        self.name = name
+
+
+class TaskKilled(TaskError):
+    """The task you waited for was killed by ``KillTask`` before it could finish."""
+
+
+class NoSuchTask(PyosError, LookupError):
+    """``WaitTask`` named a task id this scheduler never created."""
+
+
+class ResourceBusy(PyosError):
+    """A second task tried to wait for the same event on the same descriptor.
+
+    Only one task may wait to read (and one to write) a descriptor at a time; a second
+    one would otherwise silently replace the first, whose wait would then never end.
+    """

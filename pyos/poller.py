@@ -1,0 +1,243 @@
+"""Which task waits on which descriptor, and which of them the OS says are ready.
+
+One small interface, ``Poller``, keeps the waiter tables and the rules every backend
+shares: one reader and one writer per descriptor, a second one is an error; a waiter can
+be cancelled; a closed descriptor's waiters are reported as broken rather than left to
+hang.  Each backend is a short subclass that only talks to the OS:
+
+* ``SelectPoller``: ``select.select``, the classic, O(n) per poll, descriptors below
+  FD_SETSIZE only.  It remembers each descriptor's identity (device, inode), so a
+  descriptor number that was closed and reused never wakes the old waiter.
+* ``EpollPoller``: Linux epoll, O(ready) per poll.  Registrations persist across waits
+  and are re-armed with one ``epoll_ctl`` each (EPOLLONESHOT), so a ready descriptor
+  nobody waits for any more never makes the kernel spin.  epoll itself forgets a closed
+  descriptor, and re-arming a reused number fails, which is how stale waits are found.
+
+The kernel calls ``add``, ``cancel``, ``forget``, ``poll`` and ``audit``; broken waiters
+(descriptor closed under them) collect in ``broken`` for the kernel to fail with EBADF.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+from typing import Any
+
+from .errors import ResourceBusy
+
+__all__ = ["EpollPoller", "Poller", "SelectPoller", "make_poller"]
+
+READ, WRITE = "read", "write"
+
+
+class Poller:
+    """The waiter tables: descriptor -> task, one table per direction."""
+
+    def __init__(self) -> None:
+        self.readers: dict[int, Any] = {}
+        self.writers: dict[int, Any] = {}
+        self.broken: list[Any] = []  # waiters whose descriptor was closed under them
+
+    def __len__(self) -> int:
+        return len(self.readers) + len(self.writers)
+
+    def add(self, fd: int, event: str, task: Any) -> None:
+        """Make task wait until fd is ready for event (READ or WRITE)."""
+        table = self.readers if event == READ else self.writers
+        if fd in self.readers or fd in self.writers:
+            if not self._alive(fd):
+                self._break(fd)  # closed and the number reused: those waits are over
+            elif fd in table:
+                raise ResourceBusy(
+                    f"{task!r} cannot wait to {event} fd {fd}: {table[fd]!r} is already waiting"
+                )
+        table[fd] = task
+        self._arm(fd)
+
+    def cancel(self, fd: int, event: str) -> None:
+        """Forget the waiter for (fd, event), for a task that is being killed."""
+        table = self.readers if event == READ else self.writers
+        if table.pop(fd, None) is not None:
+            self._disarm(fd)
+
+    def forget(self, fd: int) -> None:
+        """fd was closed: move its waiters to ``broken`` and drop its registration."""
+        self._break(fd)
+
+    def audit(self) -> None:
+        """Find descriptors closed behind the kernel's back; their waiters become broken."""
+        for fd in {*self.readers, *self.writers}:
+            if not self._alive(fd):
+                self._break(fd)
+
+    def _break(self, fd: int) -> None:
+        for table in (self.readers, self.writers):
+            task = table.pop(fd, None)
+            if task is not None:
+                self.broken.append(task)
+        self._drop(fd)
+
+    def _wake(self, fd: int, readable: bool, writable: bool, woken: list[Any]) -> None:
+        """Move the waiters that fd's event satisfies to woken (errors wake both)."""
+        if readable and fd in self.readers:
+            woken.append(self.readers.pop(fd))
+        if writable and fd in self.writers:
+            woken.append(self.writers.pop(fd))
+
+    # What a backend provides.
+    def poll(self, timeout: float | None) -> list[Any]:
+        """Block up to timeout seconds (None: until an event); return the woken waiters."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the OS resources behind the poller."""
+
+    def _alive(self, fd: int) -> bool:
+        """Is fd still the descriptor its waiters asked about?"""
+        try:
+            os.fstat(fd)
+        except OSError:
+            return False
+        return True
+
+    def _arm(self, fd: int) -> None:
+        """The waiters on fd changed: make the OS watch for what they want."""
+
+    def _disarm(self, fd: int) -> None:
+        """A waiter on fd was cancelled."""
+        self._arm(fd)
+
+    def _drop(self, fd: int) -> None:
+        """fd is gone: forget any registration for it."""
+
+
+class SelectPoller(Poller):
+    """``select.select`` over the waiter tables: simple, portable, fds below FD_SETSIZE."""
+
+    FD_SETSIZE = 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._identity: dict[int, tuple[int, int]] = {}
+
+    def _arm(self, fd: int) -> None:
+        if fd >= self.FD_SETSIZE:
+            self.readers.pop(fd, None)
+            self.writers.pop(fd, None)
+            raise ValueError(
+                f"fd {fd} is too large for select() (FD_SETSIZE is {self.FD_SETSIZE}); "
+                "use Scheduler(poller='epoll')"
+            )
+        if fd not in self._identity:
+            st = os.fstat(fd)
+            self._identity[fd] = (st.st_dev, st.st_ino)
+
+    def _disarm(self, fd: int) -> None:
+        if fd not in self.readers and fd not in self.writers:
+            self._identity.pop(fd, None)
+
+    def _drop(self, fd: int) -> None:
+        self._identity.pop(fd, None)
+
+    def _alive(self, fd: int) -> bool:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return False
+        return self._identity.get(fd, (st.st_dev, st.st_ino)) == (st.st_dev, st.st_ino)
+
+    def poll(self, timeout: float | None) -> list[Any]:
+        try:
+            r, w, _ = select.select(self.readers, self.writers, (), timeout)
+        except (OSError, ValueError):  # a descriptor was closed: find it, report the rest
+            self.audit()
+            return []
+        woken: list[Any] = []
+        for fd in {*r, *w}:
+            if not self._alive(fd):  # closed and reused: the old waiter must not wake
+                self._break(fd)
+                continue
+            self._wake(fd, fd in r, fd in w, woken)
+            self._disarm(fd)
+        return woken
+
+
+class EpollPoller(Poller):
+    """Linux epoll with persistent one-shot registrations: one epoll_ctl per wait."""
+
+    _IN, _OUT, _ONESHOT = select.EPOLLIN, select.EPOLLOUT, select.EPOLLONESHOT
+    _RD = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
+    _WR = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._epoll = select.epoll()
+        self._registered: set[int] = set()
+
+    def close(self) -> None:
+        self._epoll.close()
+
+    def _mask(self, fd: int) -> int:
+        return (self._IN if fd in self.readers else 0) | (self._OUT if fd in self.writers else 0)
+
+    def _arm(self, fd: int) -> None:
+        mask = self._mask(fd) | self._ONESHOT
+        if fd in self._registered:
+            try:
+                self._epoll.modify(fd, mask)
+                return
+            except FileNotFoundError:  # closed and reused: epoll dropped the old one
+                pass
+        try:
+            self._epoll.register(fd, mask)
+        except FileExistsError:
+            self._epoll.modify(fd, mask)
+        self._registered.add(fd)
+
+    def _disarm(self, fd: int) -> None:
+        if fd in self.readers or fd in self.writers:
+            self._arm(fd)
+        elif fd in self._registered:
+            self._drop(fd)
+
+    def _drop(self, fd: int) -> None:
+        if fd in self._registered:
+            self._registered.discard(fd)
+            try:
+                self._epoll.unregister(fd)
+            except OSError:  # already closed: epoll forgot it by itself
+                pass
+
+    def _alive(self, fd: int) -> bool:
+        if fd not in self._registered:
+            return super()._alive(fd)
+        try:  # re-arming fails with ENOENT when the registered file was closed
+            self._epoll.modify(fd, self._mask(fd) | self._ONESHOT)
+        except OSError as exc:
+            return exc.errno not in (errno.ENOENT, errno.EBADF)
+        return True
+
+    def poll(self, timeout: float | None) -> list[Any]:
+        events = self._epoll.poll(-1 if timeout is None else timeout)
+        woken: list[Any] = []
+        readers, writers = self.readers, self.writers
+        for fd, ev in events:
+            if ev & self._RD and fd in readers:
+                woken.append(readers.pop(fd))
+            if ev & self._WR and fd in writers:
+                woken.append(writers.pop(fd))
+            if fd in readers or fd in writers:  # the other direction still waits
+                self._arm(fd)
+        return woken
+
+
+def make_poller(kind: str | None = None) -> Poller:
+    """A poller by name: "epoll" (the default where available) or "select"."""
+    if kind is None:
+        kind = "epoll" if hasattr(select, "epoll") else "select"
+    if kind == "epoll":
+        return EpollPoller()
+    if kind == "select":
+        return SelectPoller()
+    raise ValueError(f"unknown poller {kind!r}: choose 'epoll' or 'select'")

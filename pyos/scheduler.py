@@ -1,0 +1,359 @@
+"""The kernel: a ready queue, a task table, timers, descriptor waits and the main loop.
+
+How it works.  Every task is a generator (or coroutine) driven by ``send``.  The main loop
+repeats three phases until no task is left:
+
+1. **Poll I/O**: ask the poller which descriptors are ready, blocking for as long as
+   there is nothing else to do: zero while tasks are ready, until the next timer when
+   only timers remain, indefinitely when only I/O remains.  (pyos8 ran this as a task of
+   its own; as a phase the loop can tell when it is idle, so it never spins and ends.)
+2. **Expire timers**: sleepers whose deadline has passed become ready.
+3. **Run ready tasks**: each task that was ready when the cycle began runs until it
+   yields.  A bare ``yield`` puts it at the back of the queue; a generator or coroutine
+   is called on the task's trampoline stack; a ``SystemCall`` is handled, and a call
+   that completes at once lets the task go on in the same turn.
+
+The kernel knows nothing about sockets.  Faults stay where they happen: an exception in
+a task ends that task only (logged to logger "pyos", passed to its waiters), and bad
+input is thrown back into the task that gave it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import traceback
+from errno import EBADF
+from time import perf_counter as clock
+from typing import Any
+
+from .debug import TaskInfo, bad_yield, deadlock_report, describe_wait, dump_on_signal, task_info
+from .errors import Deadlock, NoSuchTask, TaskError, TaskKilled
+from .poller import make_poller
+from .syscalls import SystemCall
+from .task import COROUTINE_TYPES, Task
+
+__all__ = ["Scheduler", "run"]
+
+log = logging.getLogger("pyos")
+_this_thread = threading.local()  # which scheduler, if any, is running in this thread
+
+
+class Scheduler:
+    """Runs tasks round-robin and serves their system calls.  See the module docstring."""
+
+    #: A task may make this many calls in a row that complete at once before it yields.
+    calls_per_turn = 64
+    #: Idle this long with tasks waiting on I/O, the kernel checks for closed descriptors.
+    audit_after = 0.5
+
+    def __init__(
+        self, poller: str | None = None, *, trace: bool | None = None,
+        slow_task: float | None = 0.1, keep_results: int = 10_000,
+    ) -> None:
+        self._tasks: dict[int, Task] = {}
+        self._ready: list[Task] = []
+        self._timers: list[list[Any]] = []   # heap of [deadline, seq, task or None]
+        self._seq = itertools.count()
+        self._poller = make_poller(poller)
+        self._tids = itertools.count(1)
+        self._last_tid = 0
+        self._results: dict[int, tuple[str, Any, BaseException | None]] = {}
+        self._keep_results = keep_results
+        self._audit_due = False
+        self.trace = bool(os.environ.get("PYOS_TRACE")) if trace is None else trace
+        self.slow_task = float("inf") if slow_task is None else slow_task
+
+    # -- The public interface -----------------------------------------------------------
+    def new(self, target: Any, name: str | None = None) -> int:
+        """Start target (a generator or coroutine object) as a task; return its id."""
+        self._last_tid = tid = next(self._tids)
+        task = Task(tid, target, name)
+        self._tasks[tid] = task
+        self._ready.append(task)
+        return tid
+
+    def schedule(self, task: Task) -> None:
+        """Make task ready to run; its yield will evaluate to ``task.sendval``."""
+        self._ready.append(task)
+
+    def ps(self) -> list[TaskInfo]:
+        """A snapshot of every task: id, name, state, runs, CPU time and stack."""
+        return [task_info(task) for task in self._tasks.values()]
+
+    def dump_on_signal(self, signum: int) -> None:
+        """Print ``ps`` with every task's stack to stderr whenever signal signum arrives."""
+        dump_on_signal(self, signum)
+
+    def close(self) -> None:
+        """Release the poller.  The scheduler cannot run again afterwards."""
+        self._poller.close()
+
+    def mainloop(self) -> None:
+        """Run until every task has exited.  Raises Deadlock if none ever could."""
+        if getattr(_this_thread, "running", None) is not None:
+            raise RuntimeError("mainloop() cannot be called from inside a running task")
+        _this_thread.running = self
+        try:
+            while self._tasks:
+                self._poll_io()          # 1. wait for descriptors, as long as nothing else to do
+                self._expire_timers()    # 2. wake the sleepers whose time has come
+                self._run_ready()        # 3. run each task that was ready when the cycle began
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            _this_thread.running = None
+
+    # -- Phase 1: I/O -------------------------------------------------------------------
+    def _poll_io(self) -> None:
+        poller = self._poller
+        if self._ready:
+            if not poller:
+                return           # nothing to poll for and work to do: skip the syscall
+            timeout: float | None = 0
+        else:
+            timeout = self._next_deadline()
+            if timeout is None and not poller:
+                raise Deadlock(deadlock_report(self._tasks.values()))
+        auditing = timeout is None and self._audit_due
+        for task in poller.poll(self.audit_after if auditing else timeout):
+            task.wait = None
+            self._ready.append(task)
+        if auditing and not self._ready:   # idle for a while: look for closed descriptors
+            self._audit_due = False
+            poller.audit()
+        if poller.broken:
+            self._fail_broken()
+
+    def _next_deadline(self) -> float | None:
+        timers = self._timers
+        while timers and timers[0][2] is None:
+            heapq.heappop(timers)        # a cancelled sleep
+        return max(0.0, timers[0][0] - clock()) if timers else None
+
+    def _fail_broken(self) -> None:
+        for task in self._poller.broken:
+            event, fd = task.wait
+            task.wait = None
+            task.throw(OSError(EBADF, f"fd {fd} was closed while {task!r} waited to {event} it"))
+            self._ready.append(task)
+        self._poller.broken.clear()
+
+    # -- Phase 2: timers ----------------------------------------------------------------
+    def _expire_timers(self) -> None:
+        timers = self._timers
+        if timers and timers[0][0] <= (now := clock()):
+            while timers and timers[0][0] <= now:
+                task = heapq.heappop(timers)[2]
+                if task is not None:
+                    task.timer = task.wait = None
+                    self._ready.append(task)
+
+    # -- Phase 3: run -------------------------------------------------------------------
+    def _run_ready(self) -> None:
+        batch, self._ready = self._ready, []
+        requeue = self._ready.append
+        slow = self.slow_task
+        self._audit_due = True
+        start = clock()
+        for task in batch:
+            try:
+                value = task.send(task.sendval)
+            except BaseException as exc:  # noqa: BLE001 - the innermost frame returned or raised
+                self._trap(task, None, exc)
+            else:
+                if value is None:
+                    requeue(task)          # a bare yield: the common case, kept short
+                else:
+                    self._trap(task, value)
+            now = clock()
+            task.runs += 1
+            task.cpu += now - start
+            if now - start > slow:
+                self._report_slow(task, now - start)
+            start = now
+
+    def _trap(self, task: Task, value: Any, exc: BaseException | None = None) -> None:
+        """Serve what task yielded (or raised) until it blocks, gives up the CPU or exits."""
+        budget = self.calls_per_turn
+        while True:
+            if exc is not None:
+                if task.done:
+                    return               # killed while it sat in the ready queue
+                try:
+                    value = task.advance(exc)      # pass a return or raise down the stack
+                except BaseException as final:     # noqa: BLE001 - the task is over
+                    self._exit(task, final)
+                    return
+            if value is None:
+                self._ready.append(task)
+                return
+            if isinstance(value, SystemCall):
+                if not self._handle(task, value) or not budget:
+                    return
+                budget -= 1
+            elif type(value) in COROUTINE_TYPES:
+                task.push(value)
+            else:
+                task.throw(TypeError(bad_yield(task, value)))
+            try:
+                value, exc = task.send(task.sendval), None
+            except BaseException as error:  # noqa: BLE001
+                exc = error
+
+    def _handle(self, task: Task, call: SystemCall) -> bool:
+        """Carry out call; True if it completed at once and the task should go on now."""
+        call.task, call.sched, task.sendval = task, self, None
+        try:
+            call.handle()
+        except Exception as exc:  # noqa: BLE001 - bad input: it belongs to the caller
+            task.throw(exc)
+            if self.trace:
+                log.info("%r %r -> raised %r", task, call, exc)
+            return True
+        ready = self._ready
+        resume = bool(ready) and ready[-1] is task
+        if self.trace:
+            log.info("%r %r -> %s", task, call, describe_wait(task, resumed=resume))
+        if resume:
+            ready.pop()
+        return resume
+
+    def _report_slow(self, task: Task, elapsed: float) -> None:
+        where = task.frames()[-1:] or [("?", 0, "<exited>")]
+        log.warning("%r ran %.0f ms without yielding; it is now at %s:%d in %s",
+                    task, elapsed * 1000, *where[0])
+
+    # -- What system calls use ----------------------------------------------------------
+    def sleep(self, task: Task, seconds: float) -> None:
+        """Make task ready again after seconds (at once for zero)."""
+        if seconds <= 0:
+            self.schedule(task)
+            return
+        deadline = clock() + seconds
+        task.timer = entry = [deadline, next(self._seq), task]
+        task.wait = ("sleep", deadline)
+        heapq.heappush(self._timers, entry)
+
+    def wait_io(self, task: Task, fd: int, event: str) -> None:
+        """Block task until fd is ready for event ("read" or "write")."""
+        self._poller.add(fd, event, task)
+        task.wait = (event, fd)
+        if self._poller.broken:
+            self._fail_broken()
+
+    def notify_closed(self, fd: int) -> None:
+        """fd was closed: every task waiting on it gets OSError(EBADF) at once."""
+        self._poller.forget(fd)
+        self._fail_broken()
+
+    def join(self, waiter: Task, tid: int) -> None:
+        """Block waiter until task tid exits, then pass on its outcome."""
+        if tid == waiter.tid:
+            raise RuntimeError(f"{waiter!r} cannot wait for itself")
+        target = self._tasks.get(tid)
+        if target is not None:
+            target.joiners.append(waiter)
+            waiter.wait = ("task", tid)
+        elif isinstance(tid, int) and 0 < tid <= self._last_tid:
+            self._deliver(waiter, tid, *self._results.get(tid, ("", None, None)))
+        else:
+            raise NoSuchTask(f"no task {tid!r}: this scheduler never created it")
+
+    def kill(self, tid: int) -> bool:
+        """Unwind task tid and end it; False if there is no such running task."""
+        task = self._tasks.get(tid)
+        if task is None:
+            return False
+        self._cancel_wait(task)
+        task.close()
+        self._exit(task, TaskKilled(f"{task!r} was killed", tid, task.name))
+        return True
+
+    # -- Exits --------------------------------------------------------------------------
+    def _cancel_wait(self, task: Task) -> None:
+        if task.timer is not None:
+            task.timer[2] = None
+            task.timer = None
+        if task.wait is not None:
+            kind, detail = task.wait
+            if kind in ("read", "write"):
+                self._poller.cancel(detail, kind)
+            elif kind == "task" and detail in self._tasks:
+                self._tasks[detail].joiners.remove(task)
+        task.wait = None
+
+    def _exit(self, task: Task, exc: BaseException) -> None:
+        """Task ended with exc: StopIteration(value), an error, or TaskKilled."""
+        task.done = True
+        del self._tasks[task.tid]
+        if type(exc) is StopIteration:
+            outcome: tuple[Any, BaseException | None] = (exc.value, None)
+        else:
+            outcome = (None, exc)
+            if not task.quiet and not isinstance(exc, TaskKilled):
+                log.error("%r failed", task, exc_info=exc)
+            if exc.__traceback__ is not None and not task.quiet:
+                traceback.clear_frames(exc.__traceback__)  # don't keep its sockets alive
+        task.outcome = outcome
+        for waiter in task.joiners:
+            waiter.wait = None
+            self._deliver(waiter, task.tid, task.name, *outcome)
+        task.joiners.clear()
+        if outcome[0] is not None or outcome[1] is not None:
+            self._keep(task.tid, (task.name, *outcome))
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
+
+    def _keep(self, tid: int, outcome: tuple[str, Any, BaseException | None]) -> None:
+        """Keep an outcome for a later WaitTask, forgetting the oldest beyond the limit."""
+        self._results[tid] = outcome
+        if len(self._results) > self._keep_results:
+            old = next(iter(self._results))
+            del self._results[old]
+            log.warning("forgot the outcome of task %d: more than %d uncollected",
+                        old, self._keep_results)
+
+    def _deliver(self, waiter: Task, tid: int, name: str, value: Any, exc: Any) -> None:
+        """Resume waiter with the outcome of task tid: its value, or a TaskError."""
+        if exc is None:
+            waiter.sendval = value
+        elif isinstance(exc, TaskKilled):
+            waiter.throw(TaskKilled(str(exc), exc.tid, exc.name))
+        else:
+            error = TaskError(f"task {tid} ({name}) failed: {exc!r}", tid, name)
+            error.__cause__ = exc
+            waiter.throw(error)
+        self.schedule(waiter)
+
+    def _abort(self) -> None:
+        """The loop is being left by an exception (Ctrl-C, Deadlock): unwind every task."""
+        for tid in list(self._tasks):
+            try:
+                self.kill(tid)
+            except Exception:  # noqa: BLE001 - keep unwinding the others
+                log.exception("while unwinding task %d", tid)
+        self._ready.clear()
+
+
+def run(target: Any, **options: Any) -> Any:
+    """Run target, and every task it starts, to completion; return target's result.
+
+    target's exception, if it fails, is raised here rather than logged.  options go to
+    ``Scheduler()``.
+    """
+    sched = Scheduler(**options)
+    try:
+        task = sched._tasks[sched.new(target)]
+        task.quiet = True
+        sched.mainloop()
+    finally:
+        sched.close()
+    value, exc = task.outcome
+    if exc is not None:
+        raise exc
+    return value

@@ -1,0 +1,163 @@
+"""System calls: the only way a task talks to the kernel.
+
+A task yields (or awaits) a ``SystemCall``; the kernel sets ``call.task`` and
+``call.sched`` and calls ``call.handle()``.  That is Beazley's protocol, and a
+user-defined call in his form keeps working::
+
+    class GetTidTwice(SystemCall):
+        def handle(self):
+            self.task.sendval = 2 * self.task.tid
+            self.sched.schedule(self.task)
+
+A handler either makes the task ready again (``sched.schedule``), and the value in
+``task.sendval`` is what its ``yield`` evaluates to, or hands the task to something that
+will wake it later: a timer, a descriptor, another task's exit.  An exception raised by
+``handle()`` is thrown into the task at its yield, so bad arguments fail where they were
+made.  Each call below is a few lines over one kernel method.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Generator
+
+from .task import check_target
+
+if TYPE_CHECKING:  # pragma: no cover - only for the type checker
+    from .scheduler import Scheduler
+    from .task import Task
+
+__all__ = [
+    "GetTid", "KillTask", "NewTask", "NotifyClosed", "Ps", "ReadWait", "Sleep", "SystemCall",
+    "WaitTask", "WriteWait", "fileno",
+]
+
+
+class SystemCall:
+    """Base class of everything a task may yield to the kernel."""
+
+    task: Task
+    sched: Scheduler
+
+    def handle(self) -> None:
+        """Carry out the call for ``self.task``; see the module docstring."""
+        raise NotImplementedError(f"{type(self).__name__} does not define handle()")
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        """Lets ``async def`` tasks write ``tid = await GetTid()``."""
+        return (yield self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{v!r}" for k, v in vars(self).items() if k not in ("task", "sched"))
+        return f"{type(self).__name__}({args})"
+
+
+class GetTid(SystemCall):
+    """Returns the calling task's id."""
+
+    def handle(self) -> None:
+        self.task.sendval = self.task.tid
+        self.sched.schedule(self.task)
+
+
+class NewTask(SystemCall):
+    """Starts target (a generator or coroutine object) as a new task; returns its id."""
+
+    def __init__(self, target: Any, name: str | None = None) -> None:
+        check_target(target)
+        self.target = target
+        self.name = name
+
+    def handle(self) -> None:
+        self.task.sendval = self.sched.new(self.target, self.name)
+        self.sched.schedule(self.task)
+
+
+class KillTask(SystemCall):
+    """Unwinds task tid; returns True, or False if there is no such running task."""
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+
+    def handle(self) -> None:
+        self.task.sendval = self.sched.kill(self.tid)
+        if not self.task.done:  # a task may kill itself
+            self.sched.schedule(self.task)
+
+
+class WaitTask(SystemCall):
+    """Waits for task tid to exit and returns its return value.
+
+    Raises ``TaskError`` (chained to the cause) if it failed, ``TaskKilled`` if it was
+    killed, ``NoSuchTask`` for an id never issued, and RuntimeError for the caller's own id.
+    """
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+
+    def handle(self) -> None:
+        self.sched.join(self.task, self.tid)
+
+
+class Sleep(SystemCall):
+    """Resumes the task after at least ``seconds`` while others run; returns None."""
+
+    def __init__(self, seconds: float) -> None:
+        if not isinstance(seconds, (int, float)) or math.isnan(seconds):
+            raise TypeError(f"Sleep() takes a number of seconds, not {seconds!r}")
+        if seconds < 0:
+            raise ValueError(f"Sleep() cannot go back in time: {seconds!r} seconds")
+        self.seconds = seconds
+
+    def handle(self) -> None:
+        self.sched.sleep(self.task, self.seconds)
+
+
+def fileno(f: Any) -> int:
+    """The descriptor behind f (an int, or anything with ``fileno()``), checked."""
+    fd = f if isinstance(f, int) else f.fileno()
+    if not isinstance(fd, int) or fd < 0:
+        raise ValueError(f"cannot wait on {f!r}: it has no open descriptor (closed?)")
+    return fd
+
+
+class ReadWait(SystemCall):
+    """Blocks until f (an int descriptor, or anything with ``fileno()``) is readable."""
+
+    def __init__(self, f: Any) -> None:
+        self.fd = fileno(f)
+
+    def handle(self) -> None:
+        self.sched.wait_io(self.task, self.fd, "read")
+
+
+class WriteWait(SystemCall):
+    """Blocks until f (an int descriptor, or anything with ``fileno()``) is writable."""
+
+    def __init__(self, f: Any) -> None:
+        self.fd = fileno(f)
+
+    def handle(self) -> None:
+        self.sched.wait_io(self.task, self.fd, "write")
+
+
+class NotifyClosed(SystemCall):
+    """Tells the kernel descriptor fd was closed: tasks waiting on it get OSError(EBADF).
+
+    Without it the kernel still notices, but only when it next finds nothing else to do.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def handle(self) -> None:
+        self.sched.notify_closed(self.fd)
+        self.sched.schedule(self.task)
+
+
+class Ps(SystemCall):
+    """Returns a list of ``TaskInfo`` records, one per task: see ``Scheduler.ps()``."""
+
+    def handle(self) -> None:
+        self.task.sendval = self.sched.ps()
+        self.sched.schedule(self.task)

@@ -1,0 +1,145 @@
+"""A task: one generator or coroutine, plus the stack of sub-coroutines it is calling.
+
+Python runs ``yield from`` and ``await`` chains itself.  pyos adds Beazley's
+*trampoline*: when a task yields a generator or coroutine, the kernel pushes it on the
+task's stack and runs it instead; when it returns, its value is sent to the frame below,
+and when it raises, the exception is thrown there.  Because the stack is a Python list
+rather than nested C calls, a task can be 20,000 calls deep without a RecursionError.
+
+The kernel resumes a task with ``task.send(task.sendval)``: ``send`` is always the
+``send`` method of the innermost frame (or, when an exception is pending, a function that
+throws it), so the common case is one attribute lookup and one call.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import CoroutineType, GeneratorType
+from typing import Any, Callable
+
+__all__ = ["COROUTINE_TYPES", "Task", "check_target"]
+
+log = logging.getLogger("pyos")
+
+#: What a task may run, and what it may yield to call as a sub-coroutine.
+COROUTINE_TYPES = (GeneratorType, CoroutineType)
+
+
+def check_target(target: object) -> None:
+    """Raise TypeError, with advice, unless target is a generator or coroutine object."""
+    if isinstance(target, COROUTINE_TYPES):
+        return
+    hint = ""
+    if callable(target):
+        hint = f"; did you mean {getattr(target, '__name__', 'it')}() (call it first)?"
+    raise TypeError(f"a task must be a generator or coroutine object, not {target!r}{hint}")
+
+
+def _finished(_value: object) -> Any:
+    """Stands in for ``send`` once a task has exited, so a stale queue entry is harmless."""
+    raise StopIteration
+
+
+class Task:
+    """One thread of control.  The kernel owns it; user code sees only its id."""
+
+    __slots__ = (
+        "tid", "name", "stack", "send", "sendval", "_exc", "done", "wait", "timer",
+        "joiners", "runs", "cpu", "quiet", "outcome",
+    )
+
+    def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
+        check_target(target)
+        self.tid = tid
+        self.name = name or getattr(target, "__qualname__", type(target).__name__)
+        self.stack: list[Any] = [target]      # outermost frame first, innermost last
+        self.send: Callable[[Any], Any] = target.send
+        self.sendval: Any = None              # what the task's pending yield evaluates to
+        self._exc: BaseException | None = None
+        self.done = False
+        self.wait: tuple[str, Any] | None = None   # what it is blocked on, for ps and Deadlock
+        self.timer: list[Any] | None = None        # its entry in the kernel's timer heap
+        self.joiners: list[Task] = []              # tasks blocked in WaitTask on this one
+        self.runs = 0                              # how many times it has been resumed
+        self.cpu = 0.0                             # seconds spent running it
+        self.quiet = False                         # someone else reports its failure
+        self.outcome: tuple[Any, BaseException | None] = (None, None)  # (value, error)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.tid} {self.name!r}>"
+
+    def throw(self, exc: BaseException) -> None:
+        """Make the task's pending yield raise exc when it next runs."""
+        self._exc = exc
+        self.send = self._throw
+
+    def _throw(self, _value: object) -> Any:
+        exc, self._exc = self._exc, None
+        innermost = self.stack[-1]
+        self.send = innermost.send
+        return innermost.throw(exc)
+
+    def push(self, coro: Any) -> None:
+        """Call coro as a sub-coroutine: it runs next, on top of the current frame."""
+        self.stack.append(coro)
+        self.send = coro.send
+        self.sendval = None
+
+    def advance(self, exc: BaseException) -> Any:
+        """The innermost frame ended by raising exc (StopIteration when it returned).
+
+        Hand the outcome to the frame below and run that until it yields something for
+        the kernel, which is returned.  When the outermost frame ends, the task is over
+        and its final exception is raised: StopIteration carries its return value.
+        """
+        stack = self.stack
+        while True:
+            stack.pop()
+            if not stack:
+                self.send = _finished
+                raise exc
+            caller = stack[-1]
+            self.send = caller.send
+            try:
+                if type(exc) is StopIteration:
+                    return caller.send(exc.value)
+                return caller.throw(exc)
+            except BaseException as error:  # noqa: BLE001 - passed down the stack like a raise
+                exc = error
+
+    def close(self) -> None:
+        """Unwind every frame, innermost first, so that each one's finally blocks run.
+
+        A frame that yields from its finally block (or swallows GeneratorExit) is closed
+        again, which abandons that finally block; a few tries end any frame that does not
+        loop forever.  Whatever a frame raises while closing is logged, never propagated.
+        """
+        self.send = _finished
+        while self.stack:
+            coro = self.stack.pop()
+            for _attempt in range(3):
+                try:
+                    coro.close()
+                    break
+                except RuntimeError:
+                    continue  # it yielded while closing: throw GeneratorExit in again
+                except Exception:
+                    log.exception("task %d (%s) raised while being unwound", self.tid, self.name)
+                    break
+
+    def frames(self) -> list[tuple[str, int, str]]:
+        """Where the task stands: (file, line, function) for every frame, innermost last.
+
+        Follows ``yield from`` and ``await`` chains inside each trampoline frame too.
+        """
+        where = []
+        for coro in self.stack:
+            while coro is not None:
+                frame = getattr(coro, "gi_frame", None) or getattr(coro, "cr_frame", None)
+                if frame is not None:
+                    code = frame.f_code
+                    where.append((code.co_filename, frame.f_lineno, code.co_name))
+                coro = getattr(coro, "gi_yieldfrom", None) or getattr(coro, "cr_await", None)
+                if not isinstance(coro, COROUTINE_TYPES):
+                    coro = None
+        return where
