@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout too
 
-import pyos  # noqa: E402
-from pyos import NewTask  # noqa: E402
+import pyos
+from pyos import NewTask
 
 log = logging.getLogger("echo")
 CHUNK = 65536  # at most this much is held per client: the rest waits in the kernel

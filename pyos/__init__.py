@@ -9,7 +9,16 @@ from .errors import Deadlock, NoSuchTask, PyosError, ResourceBusy, TaskError, Ta
 from .scheduler import Scheduler, run
 from .sockets import Socket, listen, open_connection
 from .syscalls import (
-    GetTid, KillTask, NewTask, NotifyClosed, Ps, ReadWait, Sleep, SystemCall, WaitTask, WriteWait,
+    GetTid,
+    KillTask,
+    NewTask,
+    NotifyClosed,
+    Ps,
+    ReadWait,
+    Sleep,
+    SystemCall,
+    WaitTask,
+    WriteWait,
 )
 
 __all__ = [

@@ -163,7 +163,7 @@ class Scheduler:
         for task in batch:
             try:
                 value = task.send(task.sendval)
-            except BaseException as exc:  # noqa: BLE001 - the innermost frame returned or raised
+            except BaseException as exc:  # its innermost frame returned or raised
                 self._trap(task, None, exc)
             else:
                 if value is None:
@@ -186,7 +186,7 @@ class Scheduler:
                     return               # killed while it sat in the ready queue
                 try:
                     value = task.advance(exc)      # pass a return or raise down the stack
-                except BaseException as final:     # noqa: BLE001 - the task is over
+                except BaseException as final:     # the outermost frame ended: task over
                     self._exit(task, final)
                     return
             if value is None:
@@ -202,7 +202,7 @@ class Scheduler:
                 task.throw(TypeError(bad_yield(task, value)))
             try:
                 value, exc = task.send(task.sendval), None
-            except BaseException as error:  # noqa: BLE001
+            except BaseException as error:
                 exc = error
 
     def _handle(self, task: Task, call: SystemCall) -> bool:
@@ -210,7 +210,7 @@ class Scheduler:
         call.task, call.sched, task.sendval = task, self, None
         try:
             call.handle()
-        except Exception as exc:  # noqa: BLE001 - bad input: it belongs to the caller
+        except Exception as exc:  # bad input: the error belongs to the caller, at its yield
             task.throw(exc)
             if self.trace:
                 log.info("%r %r -> raised %r", task, call, exc)
@@ -335,7 +335,7 @@ class Scheduler:
         for tid in list(self._tasks):
             try:
                 self.kill(tid)
-            except Exception:  # noqa: BLE001 - keep unwinding the others
+            except Exception:
                 log.exception("while unwinding task %d", tid)
         self._ready.clear()
 

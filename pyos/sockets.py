@@ -15,7 +15,8 @@ import errno
 import os
 import socket
 import types
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 from .syscalls import NotifyClosed, ReadWait, SystemCall, WriteWait
 

@@ -19,7 +19,8 @@ made.  Each call below is a few lines over one kernel method.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 from .task import check_target
 

@@ -14,8 +14,9 @@ throws it), so the common case is one attribute lookup and one call.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import CoroutineType, GeneratorType
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["COROUTINE_TYPES", "Task", "check_target"]
 
@@ -44,8 +45,20 @@ class Task:
     """One thread of control.  The kernel owns it; user code sees only its id."""
 
     __slots__ = (
-        "tid", "name", "stack", "send", "sendval", "_exc", "done", "wait", "timer",
-        "joiners", "runs", "cpu", "quiet", "outcome",
+        "_exc",
+        "cpu",
+        "done",
+        "joiners",
+        "name",
+        "outcome",
+        "quiet",
+        "runs",
+        "send",
+        "sendval",
+        "stack",
+        "tid",
+        "timer",
+        "wait",
     )
 
     def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
@@ -104,7 +117,7 @@ class Task:
                 if type(exc) is StopIteration:
                     return caller.send(exc.value)
                 return caller.throw(exc)
-            except BaseException as error:  # noqa: BLE001 - passed down the stack like a raise
+            except BaseException as error:
                 exc = error
 
     def close(self) -> None:

@@ -1,0 +1,66 @@
+"""Fixtures shared by the whole suite: schedulers on both pollers, socket pairs, helpers.
+
+Nothing here sleeps for real: tests count scheduler steps, and only the few tests about
+time itself use short Sleep()s.  Every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+import pyos
+
+POLLERS = ["epoll", "select"]
+
+
+@pytest.fixture(params=POLLERS)
+def poller(request: pytest.FixtureRequest) -> str:
+    """Run the test once with each poller backend."""
+    return request.param
+
+
+@pytest.fixture
+def sched(poller: str) -> Iterator[pyos.Scheduler]:
+    """A fresh scheduler on each backend, closed afterwards."""
+    s = pyos.Scheduler(poller=poller)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def socketpair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """Two connected, non-blocking stream sockets, closed afterwards."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def fill_socket(sock: socket.socket) -> int:
+    """Write into sock until its send buffer (and the peer's receive buffer) is full."""
+    total = 0
+    for _ in range(100_000):  # bounded: buffers are at most a few MB
+        try:
+            total += sock.send(b"x" * 65536)
+        except BlockingIOError:
+            return total
+    raise AssertionError("socket never filled up")
+
+
+def drain_socket(sock: socket.socket) -> int:
+    """Read everything currently buffered on sock; return how many bytes."""
+    total = 0
+    for _ in range(100_000):
+        try:
+            chunk = sock.recv(1 << 20)
+        except BlockingIOError:
+            return total
+        if not chunk:
+            return total
+        total += len(chunk)
+    raise AssertionError("socket never drained")
