@@ -64,10 +64,10 @@ def describe_wait(task: Task, resumed: bool = False) -> str:
     return f"waiting to {kind} fd {detail}"
 
 
-def task_info(task: Task) -> TaskInfo:
-    """Snapshot one task for ``ps``."""
-    return TaskInfo(task.tid, task.name, describe_wait(task), task.runs, task.cpu,
-                    tuple(task.frames()))
+def task_info(task: Task, running: bool = False) -> TaskInfo:
+    """Snapshot one task for ``ps``; running marks the task that asked."""
+    return TaskInfo(task.tid, task.name, "running" if running else describe_wait(task),
+                    task.runs, task.cpu, tuple(task.frames()))
 
 
 def format_ps(infos: Iterable[TaskInfo], stacks: bool = False) -> str:

@@ -8,10 +8,12 @@ hang.  Each backend is a short subclass that only talks to the OS:
 * ``SelectPoller``: ``select.select``, the classic, O(n) per poll, descriptors below
   FD_SETSIZE only.  It remembers each descriptor's identity (device, inode), so a
   descriptor number that was closed and reused never wakes the old waiter.
-* ``EpollPoller``: Linux epoll, O(ready) per poll.  Registrations persist across waits
-  and are re-armed with one ``epoll_ctl`` each (EPOLLONESHOT), so a ready descriptor
-  nobody waits for any more never makes the kernel spin.  epoll itself forgets a closed
-  descriptor, and re-arming a reused number fails, which is how stale waits are found.
+* ``EpollPoller``: Linux epoll, O(ready) per poll.  Registrations persist across waits:
+  a task that waits again on the same socket costs no system call at all.  They are
+  shrunk lazily, when epoll reports an event nobody waits for, so the kernel never spins
+  on a ready descriptor.  A registration is trusted only for the same open file object;
+  anything else goes through ``epoll_ctl``, which fails for a number that was closed and
+  reused (epoll forgets closed files by itself): that is how stale waits are found.
 
 The kernel calls ``add``, ``cancel``, ``forget``, ``poll`` and ``audit``; broken waiters
 (descriptor closed under them) collect in ``broken`` for the kernel to fail with EBADF.
@@ -42,8 +44,8 @@ class Poller:
     def __len__(self) -> int:
         return len(self.readers) + len(self.writers)
 
-    def add(self, fd: int, event: str, task: Any) -> None:
-        """Make task wait until fd is ready for event (READ or WRITE)."""
+    def add(self, fd: int, event: str, task: Any, file: Any = None) -> None:
+        """Make task wait until fd (from file, if given) is ready for event (READ or WRITE)."""
         table = self.readers if event == READ else self.writers
         if fd in self.readers or fd in self.writers:
             if not self._alive(fd):
@@ -53,7 +55,7 @@ class Poller:
                     f"{task!r} cannot wait to {event} fd {fd}: {table[fd]!r} is already waiting"
                 )
         table[fd] = task
-        self._arm(fd)
+        self._arm(fd, file)
 
     def cancel(self, fd: int, event: str) -> None:
         """Forget the waiter for (fd, event), for a task that is being killed."""
@@ -101,12 +103,11 @@ class Poller:
             return False
         return True
 
-    def _arm(self, fd: int) -> None:
-        """The waiters on fd changed: make the OS watch for what they want."""
+    def _arm(self, fd: int, file: Any) -> None:
+        """A waiter was added on fd: make the OS watch for what the waiters want."""
 
     def _disarm(self, fd: int) -> None:
         """A waiter on fd was cancelled."""
-        self._arm(fd)
 
     def _drop(self, fd: int) -> None:
         """fd is gone: forget any registration for it."""
@@ -121,7 +122,7 @@ class SelectPoller(Poller):
         super().__init__()
         self._identity: dict[int, tuple[int, int]] = {}
 
-    def _arm(self, fd: int) -> None:
+    def _arm(self, fd: int, file: Any) -> None:
         if fd >= self.FD_SETSIZE:
             self.readers.pop(fd, None)
             self.writers.pop(fd, None)
@@ -164,56 +165,60 @@ class SelectPoller(Poller):
 
 
 class EpollPoller(Poller):
-    """Linux epoll with persistent one-shot registrations: one epoll_ctl per wait."""
+    """Linux epoll with lazy, persistent, level-triggered registrations."""
 
-    _IN, _OUT, _ONESHOT = select.EPOLLIN, select.EPOLLOUT, select.EPOLLONESHOT
     _RD = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
     _WR = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
 
     def __init__(self) -> None:
         super().__init__()
         self._epoll = select.epoll()
-        self._registered: set[int] = set()
+        self._armed: dict[int, tuple[int, Any]] = {}  # fd -> (events watched, for which file)
 
     def close(self) -> None:
         self._epoll.close()
 
-    def _mask(self, fd: int) -> int:
-        return (self._IN if fd in self.readers else 0) | (self._OUT if fd in self.writers else 0)
+    def _want(self, fd: int) -> int:
+        return ((select.EPOLLIN if fd in self.readers else 0)
+                | (select.EPOLLOUT if fd in self.writers else 0))
 
-    def _arm(self, fd: int) -> None:
-        mask = self._mask(fd) | self._ONESHOT
-        if fd in self._registered:
-            try:
-                self._epoll.modify(fd, mask)
-                return
-            except FileNotFoundError:  # closed and reused: epoll dropped the old one
-                pass
+    def _arm(self, fd: int, file: Any) -> None:
+        want = self._want(fd)
+        armed = self._armed.get(fd)
+        if (armed is not None and armed[1] is file and want & ~armed[0] == 0
+                and not isinstance(file, int) and file.fileno() == fd):
+            return  # this very file is watched for this already: no system call
+        self._watch(fd, want, file)
+
+    def _watch(self, fd: int, mask: int, file: Any) -> None:
+        """Make epoll watch exactly mask on fd (nothing at all for 0)."""
+        if not mask:
+            self._drop(fd)
+            return
         try:
+            if fd in self._armed:
+                self._epoll.modify(fd, mask)
+            else:
+                self._epoll.register(fd, mask)
+        except FileNotFoundError:  # closed and reused: epoll forgot the old file
             self._epoll.register(fd, mask)
         except FileExistsError:
             self._epoll.modify(fd, mask)
-        self._registered.add(fd)
-
-    def _disarm(self, fd: int) -> None:
-        if fd in self.readers or fd in self.writers:
-            self._arm(fd)
-        elif fd in self._registered:
-            self._drop(fd)
+        self._armed[fd] = (mask, file)
 
     def _drop(self, fd: int) -> None:
-        if fd in self._registered:
-            self._registered.discard(fd)
+        if self._armed.pop(fd, None) is not None:
             try:
                 self._epoll.unregister(fd)
             except OSError:  # already closed: epoll forgot it by itself
                 pass
 
     def _alive(self, fd: int) -> bool:
-        if fd not in self._registered:
+        armed = self._armed.get(fd)
+        if armed is None:
             return super()._alive(fd)
-        try:  # re-arming fails with ENOENT when the registered file was closed
-            self._epoll.modify(fd, self._mask(fd) | self._ONESHOT)
+        try:  # fails with ENOENT when the file registered under fd was closed
+            self._epoll.modify(fd, armed[0])
         except OSError as exc:
             return exc.errno not in (errno.ENOENT, errno.EBADF)
         return True
@@ -223,12 +228,21 @@ class EpollPoller(Poller):
         woken: list[Any] = []
         readers, writers = self.readers, self.writers
         for fd, ev in events:
-            if ev & self._RD and fd in readers:
-                woken.append(readers.pop(fd))
-            if ev & self._WR and fd in writers:
-                woken.append(writers.pop(fd))
-            if fd in readers or fd in writers:  # the other direction still waits
-                self._arm(fd)
+            idle = False  # an event nobody waits for: stop watching for it
+            if ev & self._RD:
+                task = readers.pop(fd, None)
+                if task is None:
+                    idle = True
+                else:
+                    woken.append(task)
+            if ev & self._WR:
+                task = writers.pop(fd, None)
+                if task is None:
+                    idle = True
+                else:
+                    woken.append(task)
+            if idle:
+                self._watch(fd, self._want(fd), self._armed.get(fd, (0, None))[1])
         return woken
 
 

@@ -80,9 +80,9 @@ class Scheduler:
         """Make task ready to run; its yield will evaluate to ``task.sendval``."""
         self._ready.append(task)
 
-    def ps(self) -> list[TaskInfo]:
+    def ps(self, caller: Task | None = None) -> list[TaskInfo]:
         """A snapshot of every task: id, name, state, runs, CPU time and stack."""
-        return [task_info(task) for task in self._tasks.values()]
+        return [task_info(task, task is caller) for task in self._tasks.values()]
 
     def dump_on_signal(self, signum: int) -> None:
         """Print ``ps`` with every task's stack to stderr whenever signal signum arrives."""
@@ -230,18 +230,15 @@ class Scheduler:
 
     # -- What system calls use ----------------------------------------------------------
     def sleep(self, task: Task, seconds: float) -> None:
-        """Make task ready again after seconds (at once for zero)."""
-        if seconds <= 0:
-            self.schedule(task)
-            return
+        """Make task ready again after seconds; Sleep(0) lets every ready task go first."""
         deadline = clock() + seconds
         task.timer = entry = [deadline, next(self._seq), task]
         task.wait = ("sleep", deadline)
         heapq.heappush(self._timers, entry)
 
-    def wait_io(self, task: Task, fd: int, event: str) -> None:
-        """Block task until fd is ready for event ("read" or "write")."""
-        self._poller.add(fd, event, task)
+    def wait_io(self, task: Task, fd: int, event: str, file: Any = None) -> None:
+        """Block task until fd (of file) is ready for event ("read" or "write")."""
+        self._poller.add(fd, event, task, file)
         task.wait = (event, fd)
         if self._poller.broken:
             self._fail_broken()

@@ -49,7 +49,8 @@ class SystemCall:
         return (yield self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{v!r}" for k, v in vars(self).items() if k not in ("task", "sched"))
+        args = ", ".join(f"{v!r}" for k, v in vars(self).items()
+                         if k not in ("task", "sched", "file"))
         return f"{type(self).__name__}({args})"
 
 
@@ -117,7 +118,7 @@ class Sleep(SystemCall):
 def fileno(f: Any) -> int:
     """The descriptor behind f (an int, or anything with ``fileno()``), checked."""
     fd = f if isinstance(f, int) else f.fileno()
-    if not isinstance(fd, int) or fd < 0:
+    if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
         raise ValueError(f"cannot wait on {f!r}: it has no open descriptor (closed?)")
     return fd
 
@@ -127,9 +128,10 @@ class ReadWait(SystemCall):
 
     def __init__(self, f: Any) -> None:
         self.fd = fileno(f)
+        self.file = f
 
     def handle(self) -> None:
-        self.sched.wait_io(self.task, self.fd, "read")
+        self.sched.wait_io(self.task, self.fd, "read", self.file)
 
 
 class WriteWait(SystemCall):
@@ -137,9 +139,10 @@ class WriteWait(SystemCall):
 
     def __init__(self, f: Any) -> None:
         self.fd = fileno(f)
+        self.file = f
 
     def handle(self) -> None:
-        self.sched.wait_io(self.task, self.fd, "write")
+        self.sched.wait_io(self.task, self.fd, "write", self.file)
 
 
 class NotifyClosed(SystemCall):
@@ -160,5 +163,5 @@ class Ps(SystemCall):
     """Returns a list of ``TaskInfo`` records, one per task: see ``Scheduler.ps()``."""
 
     def handle(self) -> None:
-        self.task.sendval = self.sched.ps()
+        self.task.sendval = self.sched.ps(caller=self.task)
         self.sched.schedule(self.task)
