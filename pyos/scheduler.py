@@ -171,11 +171,11 @@ class Scheduler:
                 else:
                     self._trap(task, value)
             now = clock()
+            elapsed, start = now - start, now
             task.runs += 1
-            task.cpu += now - start
-            if now - start > slow:
-                self._report_slow(task, now - start)
-            start = now
+            task.cpu += elapsed
+            if elapsed > slow:
+                self._report_slow(task, elapsed)
 
     def _trap(self, task: Task, value: Any, exc: BaseException | None = None) -> None:
         """Serve what task yielded (or raised) until it blocks, gives up the CPU or exits."""
