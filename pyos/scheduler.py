@@ -34,7 +34,7 @@ from .debug import TaskInfo, bad_yield, deadlock_report, describe_wait, dump_on_
 from .errors import Deadlock, NoSuchTask, TaskError, TaskKilled
 from .poller import make_poller
 from .syscalls import SystemCall
-from .task import COROUTINE_TYPES, Task
+from .task import COROUTINE_TYPES, Task, check_target
 
 __all__ = ["Scheduler", "run"]
 
@@ -61,15 +61,20 @@ class Scheduler:
         self._poller = make_poller(poller)
         self._tids = itertools.count(1)
         self._last_tid = 0
-        self._results: dict[int, tuple[str, Any, BaseException | None]] = {}
+        # tid -> (name, value, error, collected) of finished tasks, oldest first
+        self._results: dict[int, tuple[str, Any, BaseException | None, bool]] = {}
         self._keep_results = keep_results
         self._audit_due = False
-        self.trace = bool(os.environ.get("PYOS_TRACE")) if trace is None else trace
+        self._last_audit = -float("inf")
+        if trace is None:
+            trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
+        self.trace = trace
         self.slow_task = float("inf") if slow_task is None else slow_task
 
     # -- The public interface -----------------------------------------------------------
     def new(self, target: Any, name: str | None = None) -> int:
         """Start target (a generator or coroutine object) as a task; return its id."""
+        check_target(target)
         self._last_tid = tid = next(self._tids)
         task = Task(tid, target, name)
         self._tasks[tid] = task
@@ -78,7 +83,12 @@ class Scheduler:
 
     def schedule(self, task: Task) -> None:
         """Make task ready to run; its yield will evaluate to ``task.sendval``."""
+        task.wait = None
         self._ready.append(task)
+
+    def tasks(self) -> list[Task]:
+        """The live tasks, in order of creation (for introspection)."""
+        return list(self._tasks.values())
 
     def ps(self, caller: Task | None = None) -> list[TaskInfo]:
         """A snapshot of every task: id, name, state, runs, CPU time and stack."""
@@ -119,15 +129,30 @@ class Scheduler:
             timeout = self._next_deadline()
             if timeout is None and not poller:
                 raise Deadlock(deadlock_report(self._tasks.values()))
-        auditing = timeout is None and self._audit_due
-        for task in poller.poll(self.audit_after if auditing else timeout):
+        if timeout is None and self._audit_due:
+            timeout = self.audit_after   # block in slices until the audit below has run
+        woken = poller.poll(timeout)
+        if self.trace and woken:
+            log.info("woke %s", ", ".join(f"{t!r} ({describe_wait(t)})" for t in woken))
+        for task in woken:
             task.wait = None
             self._ready.append(task)
-        if auditing and not self._ready:   # idle for a while: look for closed descriptors
-            self._audit_due = False
-            poller.audit()
+        if timeout and not woken and self._audit_due:
+            self._audit()
         if poller.broken:
             self._fail_broken()
+
+    def _audit(self) -> None:
+        """The kernel had nothing to do: look for descriptors closed behind its back.
+
+        Only a task can close a descriptor, so one audit after tasks have run suffices;
+        it costs a system call per waiting descriptor, hence at most one per audit_after.
+        """
+        now = clock()
+        if now - self._last_audit >= self.audit_after:
+            self._last_audit = now
+            self._audit_due = False
+            self._poller.audit()
 
     def _next_deadline(self) -> float | None:
         timers = self._timers
@@ -155,6 +180,8 @@ class Scheduler:
 
     # -- Phase 3: run -------------------------------------------------------------------
     def _run_ready(self) -> None:
+        if not self._ready:
+            return
         batch, self._ready = self._ready, []
         requeue = self._ready.append
         slow = self.slow_task
@@ -193,7 +220,10 @@ class Scheduler:
                 self._ready.append(task)
                 return
             if isinstance(value, SystemCall):
-                if not self._handle(task, value) or not budget:
+                if not self._handle(task, value):
+                    return
+                if not budget:           # it may go on, but others have waited long enough
+                    self._ready.append(task)
                     return
                 budget -= 1
             elif type(value) in COROUTINE_TYPES:
@@ -206,27 +236,32 @@ class Scheduler:
                 exc = error
 
     def _handle(self, task: Task, call: SystemCall) -> bool:
-        """Carry out call; True if it completed at once and the task should go on now."""
+        """Carry out call; True if the task should go on now (it is then off the queue)."""
         call.task, call.sched, task.sendval = task, self, None
+        ready = self._ready
         try:
             call.handle()
         except Exception as exc:  # bad input: the error belongs to the caller, at its yield
+            self._cancel_wait(task)
+            if ready and ready[-1] is task:
+                ready.pop()      # it scheduled the task, then failed: resume it once
             task.throw(exc)
             if self.trace:
                 log.info("%r %r -> raised %r", task, call, exc)
             return True
-        ready = self._ready
         resume = bool(ready) and ready[-1] is task
-        if self.trace:
-            log.info("%r %r -> %s", task, call, describe_wait(task, resumed=resume))
         if resume:
             ready.pop()
+        elif task.wait is None and not task.done and task not in ready:
+            task.wait = ("call", call)   # a user-defined call parked it: say so in ps
+        if self.trace:
+            log.info("%r %r -> %s", task, call, describe_wait(task, resumed=resume))
         return resume
 
     def _report_slow(self, task: Task, elapsed: float) -> None:
-        where = task.frames()[-1:] or [("?", 0, "<exited>")]
-        log.warning("%r ran %.0f ms without yielding; it is now at %s:%d in %s",
-                    task, elapsed * 1000, *where[0])
+        where = task.frames()
+        now = "then exited" if not where else "it is now at {}:{} in {}".format(*where[-1])
+        log.warning("%r ran %.0f ms without yielding; %s", task, elapsed * 1000, now)
 
     # -- What system calls use ----------------------------------------------------------
     def sleep(self, task: Task, seconds: float) -> None:
@@ -257,7 +292,10 @@ class Scheduler:
             target.joiners.append(waiter)
             waiter.wait = ("task", tid)
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
-            self._deliver(waiter, tid, *self._results.get(tid, ("", None, None)))
+            name, value, exc, _ = self._results.get(tid, ("", None, None, True))
+            if tid in self._results:
+                self._results[tid] = (name, value, exc, True)
+            self._deliver(waiter, tid, name, value, exc)
         else:
             raise NoSuchTask(f"no task {tid!r}: this scheduler never created it")
 
@@ -292,28 +330,30 @@ class Scheduler:
             outcome: tuple[Any, BaseException | None] = (exc.value, None)
         else:
             outcome = (None, exc)
-            if not task.quiet and not isinstance(exc, TaskKilled):
-                log.error("%r failed", task, exc_info=exc)
+            if not task.quiet and not isinstance(exc, (TaskKilled, KeyboardInterrupt, SystemExit)):
+                log.error("%r failed", task, exc_info=exc)  # Ctrl-C is not the task's fault
             if exc.__traceback__ is not None and not task.quiet:
                 traceback.clear_frames(exc.__traceback__)  # don't keep its sockets alive
         task.outcome = outcome
+        if self.trace:
+            log.info("%r exited: %s", task, f"raised {exc!r}" if outcome[1] else "returned")
         for waiter in task.joiners:
             waiter.wait = None
             self._deliver(waiter, task.tid, task.name, *outcome)
-        task.joiners.clear()
         if outcome[0] is not None or outcome[1] is not None:
-            self._keep(task.tid, (task.name, *outcome))
+            self._keep(task.tid, (task.name, *outcome, bool(task.joiners)))
+        task.joiners.clear()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise exc
 
-    def _keep(self, tid: int, outcome: tuple[str, Any, BaseException | None]) -> None:
-        """Keep an outcome for a later WaitTask, forgetting the oldest beyond the limit."""
+    def _keep(self, tid: int, outcome: tuple[str, Any, BaseException | None, bool]) -> None:
+        """Keep an outcome for later WaitTasks, forgetting the oldest beyond the limit."""
         self._results[tid] = outcome
         if len(self._results) > self._keep_results:
             old = next(iter(self._results))
-            del self._results[old]
-            log.warning("forgot the outcome of task %d: more than %d uncollected",
-                        old, self._keep_results)
+            if not self._results.pop(old)[3]:
+                log.warning("forgot the outcome of task %d, which nobody waited for: "
+                            "only the last %d are kept", old, self._keep_results)
 
     def _deliver(self, waiter: Task, tid: int, name: str, value: Any, exc: Any) -> None:
         """Resume waiter with the outcome of task tid: its value, or a TaskError."""

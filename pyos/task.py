@@ -14,6 +14,7 @@ throws it), so the common case is one attribute lookup and one call.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from types import CoroutineType, GeneratorType
 from typing import Any
@@ -21,6 +22,9 @@ from typing import Any
 __all__ = ["COROUTINE_TYPES", "Task", "check_target"]
 
 log = logging.getLogger("pyos")
+
+# SystemCall.__await__ (in syscalls.py) only relays the call: not where a task "is".
+_RELAY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "syscalls.py"), "__await__")
 
 #: What a task may run, and what it may yield to call as a sub-coroutine.
 COROUTINE_TYPES = (GeneratorType, CoroutineType)
@@ -151,7 +155,8 @@ class Task:
                 frame = getattr(coro, "gi_frame", None) or getattr(coro, "cr_frame", None)
                 if frame is not None:
                     code = frame.f_code
-                    where.append((code.co_filename, frame.f_lineno, code.co_name))
+                    if (code.co_filename, code.co_name) != _RELAY:
+                        where.append((code.co_filename, frame.f_lineno, code.co_name))
                 coro = getattr(coro, "gi_yieldfrom", None) or getattr(coro, "cr_await", None)
                 if not isinstance(coro, COROUTINE_TYPES):
                     coro = None
