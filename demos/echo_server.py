@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     host, port = listener.getsockname()[:2]
     print(f"echo server listening on {host}:{port}", flush=True)
     sched = pyos.Scheduler(poller=args.poller)
+    if sched.trace:  # PYOS_TRACE=1: show the trace even with -q
+        logging.getLogger("pyos").setLevel(logging.INFO)
     sched.dump_on_signal(signal.SIGUSR1)
     sched.new(serve(listener, args.max_conns), name="listener")
     try:

@@ -8,6 +8,7 @@ for, and where?".  These helpers answer it from the task's own bookkeeping
 from __future__ import annotations
 
 import os
+import reprlib
 import signal
 import sys
 import time
@@ -39,8 +40,14 @@ class TaskInfo:
 
     @property
     def where(self) -> str:
-        """The innermost frame as file:line:function ("-" before it first runs)."""
+        """The innermost frame of the program's own code (not pyos's), file:line:function."""
+        for frame in reversed(self.stack):
+            if os.path.dirname(os.path.abspath(frame[0])) != _PYOS_DIR:
+                return _frame(frame)
         return _frame(self.stack[-1]) if self.stack else "-"
+
+
+_PYOS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _frame(frame: tuple[str, int, str]) -> str:
@@ -53,7 +60,9 @@ def describe_wait(task: Task, resumed: bool = False) -> str:
     if task.done:
         return "exited"
     if resumed:
-        return f"resumed with {task.sendval!r}"
+        if task._exc is not None:   # e.g. WaitTask on a task that failed
+            return f"resumed with exception {task._exc!r}"
+        return f"resumed with {reprlib.repr(task.sendval)}"
     if task.wait is None:
         return "ready"
     kind, detail = task.wait
@@ -61,20 +70,24 @@ def describe_wait(task: Task, resumed: bool = False) -> str:
         return f"sleeping for {max(0.0, detail - time.perf_counter()):.3f}s more"
     if kind == "task":
         return f"waiting for task {detail}"
+    if kind == "call":
+        return f"blocked in {detail!r}"
     return f"waiting to {kind} fd {detail}"
 
 
-def task_info(task: Task, running: bool = False) -> TaskInfo:
-    """Snapshot one task for ``ps``; running marks the task that asked."""
-    return TaskInfo(task.tid, task.name, "running" if running else describe_wait(task),
-                    task.runs, task.cpu, tuple(task.frames()))
+def task_info(task: Task, running: bool = False, run_time: float = 0.0) -> TaskInfo:
+    """Snapshot one task for ``ps``; running marks the one running now, for run_time."""
+    state = "running" if running else describe_wait(task)
+    return TaskInfo(task.tid, task.name, state, task.runs, task.cpu + run_time,
+                    tuple(task.frames()))
 
 
 def format_ps(infos: Iterable[TaskInfo], stacks: bool = False) -> str:
     """Render ps records as a table, the way ``ps`` would; stacks=True adds every frame."""
     lines = [f"{'TID':>5}  {'NAME':<24} {'STATE':<28} {'RUNS':>8} {'CPU(ms)':>9}  WHERE"]
     for info in infos:
-        lines.append(f"{info.tid:>5}  {info.name[:24]:<24} {info.state[:28]:<28} "
+        name = info.name if len(info.name) <= 24 else "…" + info.name[-23:]  # keep the end
+        lines.append(f"{info.tid:>5}  {name:<24} {info.state[:28]:<28} "
                      f"{info.runs:>8} {info.cpu * 1000:>9.1f}  {info.where}")
         if stacks:
             lines.extend(f"{'':>7}{_frame(frame)}" for frame in info.stack)
@@ -122,10 +135,24 @@ def dump_on_signal(sched: Scheduler, signum: int) -> None:
     """Install a handler that writes the ps table, stacks included, to stderr on signum.
 
     The handler runs between two bytecodes of the main thread, so the snapshot is
-    consistent, and the program carries on afterwards.
+    consistent, and the program carries on afterwards.  A task that hogs the CPU (the
+    usual reason to ask) is found in the interrupted kernel frame and shown as running.
     """
-    def handler(_signum: int, _frame: Any) -> None:
-        sys.stderr.write(format_ps(sched.ps(), stacks=True) + "\n")
+    run_code = type(sched)._run_ready.__code__
+
+    def handler(signum: int, frame: Any) -> None:
+        running, run_time = None, 0.0
+        while frame is not None:            # was the signal taken while a task ran?
+            if frame.f_code is run_code and "start" in frame.f_locals:
+                running = frame.f_locals.get("task")
+                run_time = time.perf_counter() - frame.f_locals["start"]
+                break
+            frame = frame.f_back
+        infos = [task_info(t, t is running, run_time if t is running else 0.0)
+                 for t in sched.tasks()]
+        header = (f"--- pyos ps: pid {os.getpid()}, {len(infos)} tasks, "
+                  f"{signal.Signals(signum).name} at {time.strftime('%H:%M:%S')} ---")
+        sys.stderr.write(header + "\n" + format_ps(infos, stacks=True) + "\n")
         sys.stderr.flush()
 
     signal.signal(signum, handler)

@@ -35,6 +35,8 @@ class Socket:
         self._wait_write = WriteWait(sock)
         # After a recv that came up short the next one will most likely find nothing, so
         # it waits first rather than paying for a failed call (a request/response pattern).
+        # After a full one it just lets the others run first: a reader of an endless
+        # stream must not starve them.  Either way every recv is a point to switch tasks.
         self._more = True
 
     def __repr__(self) -> str:
@@ -63,8 +65,7 @@ class Socket:
     @types.coroutine
     def recv(self, size: int) -> Op:
         """Receive up to size bytes; b"" means the peer closed its side."""
-        if not self._more:
-            yield self._wait_read
+        yield None if self._more else self._wait_read
         while True:
             try:
                 data = self.sock.recv(size)

@@ -19,10 +19,11 @@ made.  Each call below is a few lines over one kernel method.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .task import check_target
+from .task import COROUTINE_TYPES, check_target
 
 if TYPE_CHECKING:  # pragma: no cover - only for the type checker
     from .scheduler import Scheduler
@@ -49,9 +50,16 @@ class SystemCall:
         return (yield self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{v!r}" for k, v in vars(self).items()
+        args = ", ".join(_short(v) for k, v in vars(self).items()
                          if k not in ("task", "sched", "file"))
         return f"{type(self).__name__}({args})"
+
+
+def _short(value: object) -> str:
+    """An argument as a trace line shows it: a coroutine by name, anything else cut short."""
+    if isinstance(value, COROUTINE_TYPES):
+        return f"{value.__qualname__}()"
+    return reprlib.repr(value)
 
 
 class GetTid(SystemCall):

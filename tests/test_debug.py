@@ -248,21 +248,24 @@ def test_ps_stack_of_async_task_ends_in_user_code(sched):
 
 def test_where_and_format_ps():
     """format_ps renders a ps-like table; stacks=True adds each frame under its row."""
+    sockets_py = os.path.join(os.path.dirname(pyos.__file__), "sockets.py")
     infos = [
         TaskInfo(1, "main", "running", 3, 0.0125,
-                 (("/src/prog.py", 10, "main"), ("/lib/pyos/sockets.py", 67, "recv"))),
+                 (("/src/prog.py", 10, "main"), (sockets_py, 67, "recv"))),
         TaskInfo(12, "a-very-long-task-name-indeed", "waiting for task 1", 0, 0.0, ()),
+        TaskInfo(13, "inside", "ready", 0, 0.0, ((sockets_py, 59, "accept"),)),
     ]
-    assert infos[0].where == "sockets.py:67:recv"
+    assert infos[0].where == "prog.py:10:main"   # the program's own frame, not pyos's
     assert infos[1].where == "-"
+    assert infos[2].where == "sockets.py:59:accept"  # nothing but pyos: its innermost
     header = ("  TID  NAME                     STATE                            RUNS"
               "   CPU(ms)  WHERE")
     row1 = ("    1  main                     running                             3"
-            "      12.5  sockets.py:67:recv")
-    row2 = ("   12  a-very-long-task-name-in waiting for task 1                  0"
+            "      12.5  prog.py:10:main")
+    row2 = ("   12  …y-long-task-name-indeed waiting for task 1                  0"
             "       0.0  -")
-    assert format_ps(infos) == "\n".join([header, row1, row2])
-    assert format_ps(infos, stacks=True) == "\n".join(
+    assert format_ps(infos[:2]) == "\n".join([header, row1, row2])
+    assert format_ps(infos[:2], stacks=True) == "\n".join(
         [header, row1, "       prog.py:10:main", "       sockets.py:67:recv", row2])
     assert format_ps([]) == header
 
@@ -292,7 +295,9 @@ def test_dump_on_signal_prints_stacks_and_carries_on(sched, usr1, capsys):
     sched.mainloop()
     err = capsys.readouterr().err
     assert done == [True]
-    lines = err.splitlines()
+    title, *lines = err.splitlines()
+    assert re.fullmatch(rf"--- pyos ps: pid {os.getpid()}, 2 tasks, SIGUSR1 at "
+                        r"\d\d:\d\d:\d\d ---", title), title
     assert lines[0].split() == ["TID", "NAME", "STATE", "RUNS", "CPU(ms)", "WHERE"]
     sleep_line = line_of(ticker_sleep, "yield Sleep")
     assert re.fullmatch(rf"    2  sleeper +sleeping for (4\.\d{{3}}|5\.000)s more +1 +\d+\.\d"
@@ -315,7 +320,7 @@ def test_dump_shows_the_task_that_hogs_the_cpu(sched, usr1, capsys):
     sched.dump_on_signal(usr1)
     sched.new(spinner(), name="spinner")
     sched.mainloop()
-    row = capsys.readouterr().err.splitlines()[1].split()
+    row = capsys.readouterr().err.splitlines()[2].split()
     assert row[:4] == ["1", "spinner", "running", "1"]
     assert float(row[4]) >= 50.0
 
@@ -393,11 +398,11 @@ def test_echo_server_dumps_tasks_on_sigusr1(echo_server):
         assert echo(one, b"ping") == b"ping"      # its task has run (or is finishing)
         port1 = one.getsockname()[1]
         fd = r"waiting to read fd \d+ +"
-        dump_until(proc, err, rf"^ +2  client {port1} +{fd}\d+ +\d+\.\d  sockets\.py:\d+:recv\n"
-                   r" +echo_server\.py:\d+:handle\n +sockets\.py:\d+:recv$")
+        dump_until(proc, err, rf"^ +2  client {port1} +{fd}\d+ +\d+\.\d  echo_server\.py:\d+:"
+                   r"handle\n +echo_server\.py:\d+:handle\n +sockets\.py:\d+:recv$")
         table = err.text
         assert re.search(r"^  TID  NAME +STATE +RUNS +CPU\(ms\)  WHERE$", table, re.M)
-        assert re.search(rf"^ +1  listener +{fd}\d+ +\d+\.\d  sockets\.py:\d+:accept\n"
+        assert re.search(rf"^ +1  listener +{fd}\d+ +\d+\.\d  echo_server\.py:\d+:serve\n"
                          r" +echo_server\.py:\d+:serve\n +sockets\.py:\d+:accept$",
                          table, re.M), table
         assert proc.poll() is None
