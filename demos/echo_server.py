@@ -81,16 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # even if launched with SIGINT ignored
         signal.signal(signum, signal.default_int_handler)
     raise_fd_limit()
+    sched = pyos.Scheduler(poller=args.poller)
+    if sched.trace:  # PYOS_TRACE=1: show the trace even with -q
+        logging.getLogger("pyos").setLevel(logging.INFO)
+    sched.dump_on_signal(signal.SIGUSR1)  # before the line below: from then on it's safe
     try:
         listener = pyos.listen(args.host, args.port)
     except OSError as exc:
         parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
     host, port = listener.getsockname()[:2]
     print(f"echo server listening on {host}:{port}", flush=True)
-    sched = pyos.Scheduler(poller=args.poller)
-    if sched.trace:  # PYOS_TRACE=1: show the trace even with -q
-        logging.getLogger("pyos").setLevel(logging.INFO)
-    sched.dump_on_signal(signal.SIGUSR1)
     sched.new(serve(listener, args.max_conns), name="listener")
     try:
         sched.mainloop()

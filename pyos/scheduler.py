@@ -336,7 +336,9 @@ class Scheduler:
                 traceback.clear_frames(exc.__traceback__)  # don't keep its sockets alive
         task.outcome = outcome
         if self.trace:
-            log.info("%r exited: %s", task, f"raised {exc!r}" if outcome[1] else "returned")
+            how = ("killed" if isinstance(exc, TaskKilled) else
+                   f"raised {exc!r}" if outcome[1] else "returned")
+            log.info("%r exited: %s", task, how)
         for waiter in task.joiners:
             waiter.wait = None
             self._deliver(waiter, task.tid, task.name, *outcome)
