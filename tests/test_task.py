@@ -1,0 +1,343 @@
+"""Tasks and their trampoline stacks: sub-calls, return values, exceptions, unwinding.
+
+Covers spec items 1 (trampolining), 2 (``yield from`` and ``async def``), the unwinding
+half of 4 (KillTask runs every frame's finally, innermost first) and 6 (bad yields).
+Interleavings are checked with ordered ``record`` lists; nothing sleeps for real.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import pytest
+
+import pyos
+from pyos import GetTid, KillTask, Sleep, WaitTask
+
+DEPTH = 20_000
+
+
+def _names(exc: BaseException) -> list[str]:
+    """Function names of every frame in exc's traceback, outermost first."""
+    return [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
+
+
+def _run(sched: pyos.Scheduler, *targets: object) -> None:
+    """Start targets as tasks, in order, and run them all to completion."""
+    for target in targets:
+        sched.new(target)
+    sched.mainloop()
+
+
+# -- 1. Trampolining --------------------------------------------------------------------
+def test_sub_call_returns_its_value_or_raises_at_the_callers_yield() -> None:
+    """``value = yield sub()`` is sub's return value; sub's exception is raised there."""
+    def add(a, b):
+        yield
+        if b is None:
+            raise KeyError("inner")
+        return a + b
+
+    def main():
+        first = yield add(1, 2)
+        second = yield add(first, 10)
+        try:
+            yield add(0, None)
+        except KeyError as exc:
+            return first, second, exc.args[0]
+        return None
+
+    assert pyos.run(main()) == (3, 13, "inner")
+
+
+def _level3():
+    yield
+    raise ValueError("deep down")
+
+
+def _level2():
+    yield _level3()
+
+
+def _level1():
+    yield _level2()
+
+
+def _top():
+    yield _level1()
+
+
+LEVELS = ("_top", "_level1", "_level2", "_level3")
+
+
+def test_uncaught_traceback_from_run_shows_every_trampolined_frame() -> None:
+    """pyos.run raises the original error; its traceback lists every level, outermost first."""
+    with pytest.raises(ValueError, match="deep down") as info:
+        pyos.run(_top())
+    text = "".join(traceback.format_exception(info.value))
+    positions = [text.index(f"in {name}\n") for name in LEVELS]
+    assert positions == sorted(positions)
+
+
+def test_uncaught_traceback_as_logged_shows_every_trampolined_frame(
+    sched: pyos.Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed task is logged at ERROR on "pyos" with a traceback through every level."""
+    sched.new(_top())
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        sched.mainloop()
+    [record] = [r for r in caplog.records if r.name == "pyos" and r.levelno == logging.ERROR]
+    assert record.exc_info is not None and set(LEVELS) <= set(_names(record.exc_info[1]))
+
+
+def test_system_calls_and_bare_yields_work_at_any_depth(sched: pyos.Scheduler) -> None:
+    """Deep in sub-calls and ``yield from``, GetTid answers and a bare yield lets others run."""
+    record: list[object] = []
+
+    def leaf():
+        tid = yield GetTid()
+        record.append(("leaf", tid))
+        yield
+        record.append("leaf resumed")
+        return tid * 10
+
+    def mid():
+        return (yield from leaf()) + 1
+
+    def deep():
+        record.append(("deep got", (yield mid())))
+
+    def other():
+        record.append("other")
+        yield
+
+    tid = sched.new(deep())
+    _run(sched, other())
+    assert record == [("leaf", tid), "other", "leaf resumed", ("deep got", tid * 10 + 1)]
+
+
+def _nest(n):
+    if n == 0:
+        tid = yield GetTid()
+        yield
+        return tid
+    return (yield _nest(n - 1)) + 1
+
+
+def _nest_fail(n):
+    if n == 0:
+        yield
+        raise ValueError("bottom")
+    yield _nest_fail(n - 1)
+
+
+def test_twenty_thousand_nested_calls_return_without_recursion_error() -> None:
+    """20,000 nested sub-calls (system call and bare yield at the bottom) return a value."""
+    assert pyos.run(_nest(DEPTH)) == DEPTH + 1  # the tid of the only task is 1
+
+
+def test_exception_propagates_through_twenty_thousand_levels() -> None:
+    """An error at depth 20,000 reaches the top, passing through every level's frame."""
+    def main():
+        try:
+            yield _nest_fail(DEPTH)
+        except ValueError as exc:
+            return _names(exc).count("_nest_fail")
+        return 0
+
+    assert pyos.run(main()) == DEPTH + 1
+
+
+def test_kill_unwinds_twenty_thousand_nested_calls() -> None:
+    """Killing a task 20,000 calls deep runs every level's finally, innermost first."""
+    unwound: list[int] = []
+
+    def nest(n):
+        try:
+            yield Sleep(3600) if n == 0 else nest(n - 1)
+        finally:
+            unwound.append(n)
+
+    def main():
+        tid = yield pyos.NewTask(nest(DEPTH))
+        yield
+        return (yield KillTask(tid))
+
+    assert pyos.run(main()) is True
+    assert unwound == list(range(DEPTH + 1))
+
+
+# -- 2. async def ------------------------------------------------------------------------
+async def _double(x):
+    await GetTid()
+    if x is None:
+        raise KeyError("async")
+    return 2 * x
+
+
+def test_async_task_awaits_system_calls_and_coroutines() -> None:
+    """In an async task ``await GetTid()`` works, also inside an awaited coroutine."""
+    async def main():
+        return await GetTid(), await _double(21)
+
+    assert pyos.run(main()) == (1, 42)
+
+
+def test_generator_task_yields_async_coroutine_as_sub_call() -> None:
+    """A generator task may ``yield coro()``: it runs as a sub-call, value and error both."""
+    def main():
+        value = yield _double(21)
+        try:
+            yield _double(None)
+        except KeyError:
+            return value
+        return None
+
+    assert pyos.run(main()) == 42
+
+
+# -- 4. Unwinding a killed task -----------------------------------------------------------
+def _kill_later(record: list[object], victim: int, times: int = 1):
+    yield  # let the victim block first
+    for _ in range(times):
+        record.append(("kill", (yield KillTask(victim))))
+
+
+def _bystander(record: list[object]):
+    for i in range(3):
+        record.append(("bystander", i))
+        yield
+
+
+def test_kill_unwinds_every_frame_innermost_first(sched: pyos.Scheduler) -> None:
+    """KillTask closes trampolined, yield-from and await frames alike, innermost first."""
+    record: list[object] = []
+
+    async def deepest():
+        try:
+            await Sleep(3600)
+            record.append("deepest resumed")
+        finally:
+            record.append("deepest")
+
+    async def leaf():
+        try:
+            await deepest()
+        finally:
+            record.append("leaf")
+
+    def inner():
+        try:
+            yield leaf()
+        finally:
+            record.append("inner")
+
+    def middle():
+        try:
+            yield from inner()
+        finally:
+            record.append("middle")
+
+    def outer():
+        try:
+            yield middle()
+        finally:
+            record.append("outer")
+
+    _run(sched, _kill_later(record, sched.new(outer())))
+    assert record == ["deepest", "leaf", "inner", "middle", "outer", ("kill", True)]
+
+
+def test_victim_whose_finally_yields_cannot_crash_the_kernel(sched: pyos.Scheduler) -> None:
+    """A victim yielding in its finally is still ended; killer, waiter, bystander carry on."""
+    record: list[object] = []
+
+    def victim():
+        try:
+            yield Sleep(3600)
+        finally:
+            record.append("finally")
+            yield Sleep(0)
+            record.append("finally went on")
+
+    def waiter(tid):
+        try:
+            yield WaitTask(tid)
+        except pyos.TaskKilled:
+            record.append("waiter saw kill")
+
+    tid = sched.new(victim())
+    _run(sched, waiter(tid), _kill_later(record, tid), _bystander(record))
+    assert "finally went on" not in record
+    for event in ["finally", ("kill", True), "waiter saw kill", ("bystander", 2)]:
+        assert event in record
+
+
+def test_victim_that_swallows_generator_exit_cannot_crash_the_kernel(
+    sched: pyos.Scheduler,
+) -> None:
+    """A victim that keeps catching GeneratorExit is abandoned; everyone else finishes."""
+    record: list[object] = []
+
+    def stubborn():
+        while True:
+            try:
+                yield
+            except GeneratorExit:
+                record.append("swallowed")
+
+    gen = stubborn()
+    _run(sched, _kill_later(record, sched.new(gen), times=2), _bystander(record))
+    assert "swallowed" in record and ("bystander", 2) in record
+    assert [event for event in record if event[0] == "kill"] == [("kill", True), ("kill", False)]
+    for _ in range(100):  # end it ourselves, so the garbage collector has nothing to report
+        try:
+            gen.throw(StopIteration)
+        except (StopIteration, RuntimeError):
+            break
+
+
+# -- 6. Bad yields ------------------------------------------------------------------------
+def _not_called():
+    yield
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [(42, "42"), ("text", "'text'"), ([1, 2], "[1, 2]"), (GetTid, "GetTid"),
+     (_not_called, "_not_called")],
+)
+def test_bad_yield_throws_type_error_into_the_task(bad: object, named: str) -> None:
+    """Yielding a non-call raises TypeError naming it at that yield; the task goes on."""
+    def main():
+        try:
+            yield bad
+        except TypeError as exc:
+            return str(exc), (yield GetTid())
+        return None
+
+    message, tid = pyos.run(main())
+    assert named in message and tid == 1
+
+
+def test_bad_yield_in_sub_call_is_raised_in_that_frame() -> None:
+    """A bad yield deep in a sub-call raises there; uncaught, it reaches the caller."""
+    def sub(catch):
+        try:
+            yield 42
+        except TypeError:
+            if not catch:
+                raise
+            return "sub caught"
+        return "no error"
+
+    def main():
+        first = yield sub(True)
+        try:
+            yield sub(False)
+        except TypeError:
+            return first, "caller caught"
+        return first, "no error"
+
+    assert pyos.run(main()) == ("sub caught", "caller caught")
