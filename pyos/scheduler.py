@@ -49,6 +49,9 @@ class Scheduler:
     calls_per_turn = 64
     #: Idle this long with tasks waiting on I/O, the kernel checks for closed descriptors.
     audit_after = 0.5
+    #: The longest one poll blocks: epoll and select overflow on longer timeouts, and a
+    #: sleeper's deadline may be weeks away, or infinite.
+    max_block = 3600.0
 
     def __init__(
         self, poller: str | None = None, *, trace: bool | None = None,
@@ -57,6 +60,7 @@ class Scheduler:
         self._tasks: dict[int, Task] = {}
         self._ready: list[Task] = []
         self._timers: list[list[Any]] = []   # heap of [deadline, seq, task or None]
+        self._cancelled = 0                  # entries in it whose task is None
         self._seq = itertools.count()
         self._poller = make_poller(poller)
         self._tids = itertools.count(1)
@@ -158,7 +162,8 @@ class Scheduler:
         timers = self._timers
         while timers and timers[0][2] is None:
             heapq.heappop(timers)        # a cancelled sleep
-        return max(0.0, timers[0][0] - clock()) if timers else None
+            self._cancelled -= 1
+        return min(max(0.0, timers[0][0] - clock()), self.max_block) if timers else None
 
     def _fail_broken(self) -> None:
         for task in self._poller.broken:
@@ -174,7 +179,9 @@ class Scheduler:
         if timers and timers[0][0] <= (now := clock()):
             while timers and timers[0][0] <= now:
                 task = heapq.heappop(timers)[2]
-                if task is not None:
+                if task is None:
+                    self._cancelled -= 1
+                else:
                     task.timer = task.wait = None
                     self._ready.append(task)
 
@@ -239,12 +246,13 @@ class Scheduler:
         """Carry out call; True if the task should go on now (it is then off the queue)."""
         call.task, call.sched, task.sendval = task, self, None
         ready = self._ready
+        mark = len(ready)
         try:
             call.handle()
         except Exception as exc:  # bad input: the error belongs to the caller, at its yield
             self._cancel_wait(task)
-            if ready and ready[-1] is task:
-                ready.pop()      # it scheduled the task, then failed: resume it once
+            if task in ready[mark:]:  # it scheduled the task, then failed: resume it once
+                ready[mark:] = [t for t in ready[mark:] if t is not task]
             task.throw(exc)
             if self.trace:
                 log.info("%r %r -> raised %r", task, call, exc)
@@ -312,8 +320,13 @@ class Scheduler:
     # -- Exits --------------------------------------------------------------------------
     def _cancel_wait(self, task: Task) -> None:
         if task.timer is not None:
-            task.timer[2] = None
+            task.timer[2] = None     # found and dropped when it reaches the top of the heap
             task.timer = None
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled > len(self._timers) // 2:
+                self._timers = [entry for entry in self._timers if entry[2] is not None]
+                heapq.heapify(self._timers)   # killed long sleepers must not hold memory
+                self._cancelled = 0
         if task.wait is not None:
             kind, detail = task.wait
             if kind in ("read", "write"):

@@ -28,6 +28,10 @@ Op = Generator[Any, Any, Any]
 class Socket:
     """A non-blocking socket whose blocking methods are sub-coroutines."""
 
+    #: After this many operations in a row that find the socket ready, the next one
+    #: gives up the CPU first: one busy stream must not starve every other task.
+    SWITCH_EVERY = 16
+
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
@@ -35,9 +39,8 @@ class Socket:
         self._wait_write = WriteWait(sock)
         # After a recv that came up short the next one will most likely find nothing, so
         # it waits first rather than paying for a failed call (a request/response pattern).
-        # After a full one it just lets the others run first: a reader of an endless
-        # stream must not starve them.  Either way every recv is a point to switch tasks.
         self._more = True
+        self._streak = 0  # operations in a row that did not have to wait
 
     def __repr__(self) -> str:
         return f"<pyos.Socket fd={self.sock.fileno()}>"
@@ -65,24 +68,38 @@ class Socket:
     @types.coroutine
     def recv(self, size: int) -> Op:
         """Receive up to size bytes; b"" means the peer closed its side."""
-        yield None if self._more else self._wait_read
+        if not self._more:
+            self._streak = 0
+            yield self._wait_read
+        elif self._streak >= self.SWITCH_EVERY:
+            self._streak = 0
+            yield                     # let the others run, then read on
         while True:
             try:
                 data = self.sock.recv(size)
             except BlockingIOError:
+                self._streak = 0
                 yield self._wait_read
             else:
+                self._streak += 1
                 self._more = len(data) == size
                 return data
 
     @types.coroutine
     def send(self, data: bytes) -> Op:
         """Send some of data, waiting until at least one byte can go; return the count."""
+        if self._streak >= self.SWITCH_EVERY:
+            self._streak = 0
+            yield
         while True:
             try:
-                return self.sock.send(data)
+                sent = self.sock.send(data)
             except BlockingIOError:
+                self._streak = 0
                 yield self._wait_write
+            else:
+                self._streak += 1
+                return sent
 
     @types.coroutine
     def sendall(self, data: bytes | bytearray | memoryview) -> Op:
@@ -92,7 +109,12 @@ class Socket:
         except BlockingIOError:
             sent = 0
         if sent == len(data) and not isinstance(data, memoryview):
+            self._streak += 1
+            if self._streak >= self.SWITCH_EVERY:
+                self._streak = 0
+                yield                 # it all fit, again and again: let the others run
             return
+        self._streak = 0
         with memoryview(data) as view, view.cast("B") as octets:
             while sent < len(octets):
                 yield self._wait_write
