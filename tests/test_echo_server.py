@@ -1,0 +1,336 @@
+"""demos/echo_server.py as a user runs it (a subprocess on port 0), and demos/echo_client.py.
+
+Clients are plain blocking or selector-driven sockets, so a pyos bug cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import select
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+DEMOS = Path(__file__).resolve().parent.parent / "demos"
+
+
+class Server:
+    """A running echo server: its process, port and stderr (a file: it never blocks on it)."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.stderr_path = tmp_path / f"server-{time.monotonic_ns()}.err"
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(DEMOS / "echo_server.py"), "--port", "0", *args],
+                stdout=subprocess.PIPE, stderr=err)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        match = re.search(r"listening on ([\d.]+):(\d+)", line)
+        assert match, f"no 'listening on' line within 10 s: {line!r}"
+        self.port = int(match.group(2))
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def status(self, field: str) -> int:
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(rf"^{field}:\s+(\d+)", text, re.M).group(1))
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def idle(self) -> bool:
+        """Is the server asleep in the kernel (blocked in its poller)?"""
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] == "S"
+
+    def interrupt(self, timeout: float = 5.0) -> float:
+        """SIGINT; return how long it took to exit."""
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout)
+        return time.monotonic() - start
+
+
+@pytest.fixture
+def start(tmp_path):
+    """start(*args) launches a server; every one is killed at teardown."""
+    servers: list[Server] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+
+    def launch(*args: str) -> Server:
+        servers.append(Server(tmp_path, *args))
+        return servers[-1]
+
+    yield launch
+    for server in servers:
+        if server.proc.poll() is None:
+            server.proc.kill()
+        server.proc.wait()
+        server.proc.stdout.close()
+
+
+def wait_for(predicate, limit: float = 5.0) -> bool:
+    """Poll predicate every 20 ms for up to limit seconds (for another process's progress)."""
+    deadline = time.monotonic() + limit
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def exchange(sock: socket.socket, payload: bytes, limit: float = 20.0) -> bytes:
+    """Send payload and half-close while reading the echo, until EOF; return what came back."""
+    sock.setblocking(False)
+    got, view, sent = bytearray(), memoryview(payload), 0
+    deadline = time.monotonic() + limit
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while time.monotonic() < deadline:
+            for _, events in sel.select(1.0):
+                if events & selectors.EVENT_WRITE:
+                    sent += sock.send(view[sent:sent + 65536])
+                    if sent == len(payload):
+                        sock.shutdown(socket.SHUT_WR)
+                        sel.modify(sock, selectors.EVENT_READ)
+                if events & selectors.EVENT_READ:
+                    chunk = sock.recv(1 << 20)
+                    if not chunk:
+                        return bytes(got)
+                    got += chunk
+    raise AssertionError(f"no EOF within {limit} s: sent {sent}, got {len(got)}")
+
+
+def round_trip(sock: socket.socket, data: bytes = b"ping") -> bytes:
+    sock.sendall(data)
+    got = b""
+    while len(got) < len(data) and (chunk := sock.recv(65536)):
+        got += chunk
+    return got
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with SO_LINGER 0: the peer gets a RST instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.parametrize("poller", ["epoll", "select"])
+def test_echoes_every_byte_exactly(start, poller):
+    """All 256 byte values and 4 MB of random bytes come back unchanged, then EOF."""
+    server = start("-q", "--poller", poller)
+    with server.connect() as sock:
+        assert round_trip(sock, bytes(range(256))) == bytes(range(256))
+        payload = bytes(range(256)) * 64 + os.urandom(4 << 20)
+        assert exchange(sock, payload) == payload
+
+
+def test_thousand_clients_at_once(start):
+    """1,000 clients connecting at the same moment (queued while it was stopped) all get echoes."""
+    server = start("-q")
+    socks, done = [], set()
+    os.kill(server.proc.pid, signal.SIGSTOP)   # the kernel completes all 1,000 handshakes
+    try:
+        for i in range(1000):
+            socks.append(server.connect())
+            socks[-1].sendall(b"%04d" % i)
+        os.kill(server.proc.pid, signal.SIGCONT)
+        began = time.monotonic()
+        with selectors.DefaultSelector() as sel:
+            for i, sock in enumerate(socks):
+                sel.register(sock, selectors.EVENT_READ, i)
+            while len(done) < 1000 and time.monotonic() - began < 10:
+                for key, _events in sel.select(0.5):
+                    if key.fileobj.recv(16) == b"%04d" % key.data:
+                        done.add(key.data)
+                    sel.unregister(key.fileobj)
+        elapsed = time.monotonic() - began
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        for sock in socks:
+            sock.close()
+    assert len(done) == 1000, f"only {len(done)} of 1000 clients were served"
+    assert elapsed < 5.0
+
+
+def test_reset_and_half_close_do_not_hurt_others(start):
+    """A client that resets mid-echo and one that half-closes leave the others served."""
+    server = start()
+    with server.connect() as steady, server.connect() as resetter:
+        assert round_trip(steady) == b"ping"
+        resetter.setblocking(False)
+        for _ in range(64):   # the server now blocks sending to a client that never reads
+            try:
+                resetter.send(b"r" * 65536)
+            except BlockingIOError:
+                break
+        reset(resetter)
+        with server.connect() as half:
+            assert exchange(half, b"half-closed " * 1000) == b"half-closed " * 1000
+        assert round_trip(steady, b"still here") == b"still here"
+        assert wait_for(lambda: "dropped:" in server.stderr())   # the reset was noticed
+    assert server.proc.poll() is None
+    assert "Traceback" not in server.stderr()
+
+
+def test_backpressure_bounds_server_memory(start):
+    """A client that sends 64 MB and never reads makes the server hold well under 3 MiB."""
+    server = start("-q")
+    with server.connect() as other, server.connect() as hog:
+        with server.connect() as warm_up:
+            assert len(exchange(warm_up, os.urandom(1 << 20))) == 1 << 20
+        before = server.status("VmRSS")
+        hog.setblocking(False)
+        sent, stalled = 0, 0
+        while sent < 64 << 20 and stalled < 3:
+            if select.select([], [hog], [], 0.2)[1]:
+                sent += hog.send(b"h" * (1 << 20))
+            else:
+                stalled += 1
+        grown = server.status("VmRSS") - before
+        assert sent < 64 << 20, "the server swallowed everything the client sent"
+        assert grown < 3 * 1024, f"server RSS grew by {grown} KiB"
+        assert round_trip(other) == b"ping"
+
+
+def test_connect_close_cycles_leak_no_descriptors(start):
+    """3,000 connect/close cycles (plain, reset, with data) leave the fd count unchanged."""
+    server = start("-q")
+    with server.connect() as sock:
+        assert round_trip(sock) == b"ping"
+        before = server.fds() - 1
+    for i in range(3000):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        if i % 3 == 1:
+            sock.sendall(b"bye")
+        if i % 3 == 2:
+            reset(sock)
+        sock.close()
+    for _ in range(100):   # let it finish the last few closes: at most 5 s
+        if server.fds() == before:
+            break
+        time.sleep(0.05)
+    assert server.fds() == before
+    assert server.proc.poll() is None
+
+
+def test_sigint_shuts_down_cleanly(start):
+    """SIGINT: exit 0 within 2 s, no traceback, every client sees EOF, the port is free at once."""
+    server = start()
+    clients = [server.connect() for _ in range(3)]
+    try:
+        assert [round_trip(c) for c in clients] == [b"ping"] * 3
+        assert wait_for(server.idle)
+        assert server.interrupt() < 2.0
+        assert server.proc.returncode == 0
+        assert "Traceback" not in server.stderr()
+        assert [c.recv(10) for c in clients] == [b""] * 3
+    finally:
+        for c in clients:
+            c.close()
+    again = start("--port", str(server.port))
+    assert again.port == server.port
+
+
+def test_sigint_under_load_is_clean(start):
+    """SIGINT while clients are streaming: still exit 0 and no traceback on stderr."""
+    server = start("-q")
+    socks = [server.connect() for _ in range(4)]
+    stop = threading.Event()
+
+    def pump(sock):   # send and read back as fast as the server echoes, until it goes away
+        with contextlib.suppress(OSError):
+            while not stop.is_set() and sock.send(b"x" * 65536) and sock.recv(1 << 20):
+                pass
+
+    threads = [threading.Thread(target=pump, args=(s,)) for s in socks]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)   # let the load build up
+        assert server.interrupt() < 2.0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+        for s in socks:
+            s.close()
+    assert server.proc.returncode == 0
+    assert "Traceback" not in server.stderr()
+
+
+def test_logging_quiet_and_max_conns(start):
+    """Connects/disconnects are logged at INFO, -q silences them; --max-conns 2 refuses a third."""
+    loud, quiet = start("--max-conns", "2"), start("-q")
+    with quiet.connect() as c:
+        assert round_trip(c) == b"ping"
+    with loud.connect() as a, loud.connect() as b:
+        assert round_trip(a) == b"ping" and round_trip(b) == b"ping"
+        with loud.connect() as third:
+            try:
+                assert third.recv(10) == b""   # accepted, then closed at once
+            except ConnectionResetError:
+                pass
+        assert round_trip(a) == b"ping" and round_trip(b) == b"ping"
+    assert wait_for(lambda: loud.stderr().count("disconnect 127.0.0.1:") == 2)
+    with loud.connect() as again:   # the two slots are free again
+        assert round_trip(again) == b"ping"
+    log = loud.stderr()
+    assert log.count("echo: connect 127.0.0.1:") == 3
+    assert "refusing 127.0.0.1:" in log
+    assert "connect" not in quiet.stderr()
+    assert loud.proc.poll() is None and quiet.proc.poll() is None
+
+
+def run_client(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(DEMOS / "echo_client.py"), *args],
+                          input=stdin, capture_output=True, timeout=30)
+
+
+def test_echo_client_interactive_and_load(start):
+    """echo_client: stdin comes back on stdout; load mode checks every byte and reports a rate."""
+    server = start("-q")
+    lines = b"hello\n" + bytes(range(256)) + b"\nlast line\n"
+    done = run_client("--port", str(server.port), stdin=lines)
+    assert done.returncode == 0 and done.stdout == lines
+    done = run_client("--port", str(server.port), "--conns", "20", "--rounds", "50",
+                      "--size", "300")
+    assert done.returncode == 0, done.stderr
+    assert re.search(rb"^1000 round trips .* round trips/s$", done.stdout, re.M), done.stdout
+
+
+def test_echo_client_detects_a_corrupt_echo():
+    """Load mode fails (exit 1, says which byte) against a server that flips one byte."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def corrupting_server():
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while len(data) < 10 and (chunk := conn.recv(10 - len(data))):
+                data += chunk
+            conn.sendall(data[:5] + bytes([data[5] ^ 1]) + data[6:])
+
+    thread = threading.Thread(target=corrupting_server, daemon=True)
+    thread.start()
+    try:
+        done = run_client("--port", str(listener.getsockname()[1]), "--conns", "1",
+                          "--rounds", "3", "--size", "10")
+    finally:
+        listener.close()
+    assert done.returncode == 1
+    assert b"byte 5" in done.stderr

@@ -1,0 +1,334 @@
+"""ReadWait/WriteWait and the poller backends: wake-ups, timeouts, fairness and faults.
+
+Every test runs on both backends (the ``sched`` fixture), and the I/O tests run once
+with a socket object and once with its raw descriptor number, after trio's test_io.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import resource
+import socket
+import threading
+import time
+
+import pytest
+from conftest import drain_socket, fill_socket
+
+import pyos
+from pyos import KillTask, ReadWait, Sleep, WriteWait
+
+WAITS = {"read": ReadWait, "write": WriteWait}
+
+
+@pytest.fixture(params=["socket", "fileno"])
+def as_fd(request):
+    """Hand ReadWait/WriteWait the socket object itself, or its descriptor number."""
+    return (lambda s: s) if request.param == "socket" else (lambda s: s.fileno())
+
+
+def ensure_nofile(n: int) -> None:
+    """Raise RLIMIT_NOFILE's soft limit to at least n (as far as the hard limit allows)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(n, hard)), hard))
+
+
+def block(event: str, a: socket.socket) -> None:
+    """Make a not ready for event: nothing to read (already), or a full send buffer."""
+    if event == "write":
+        fill_socket(a)
+
+
+def unblock(event: str, b: socket.socket) -> None:
+    """Make b's peer ready for event again."""
+    b.send(b"x") if event == "read" else drain_socket(b)
+
+
+def run(sched: pyos.Scheduler, *targets) -> None:
+    for target in targets:
+        sched.new(target)
+    sched.mainloop()
+
+
+@pytest.mark.parametrize("event", ["read", "write"])
+def test_wait_blocks_until_ready_while_others_run(sched, socketpair, as_fd, event):
+    """A waiting task sleeps while others run and wakes once its descriptor is ready."""
+    a, b = socketpair
+    block(event, a)
+    record = []
+
+    def waiter():
+        record.append("wait")
+        yield WAITS[event](as_fd(a))
+        record.append("woke")
+
+    def other():
+        for i in range(3):
+            record.append(f"other {i}")
+            yield
+        unblock(event, b)
+        record.append("ready")
+
+    run(sched, waiter(), other())
+    assert record == ["wait", "other 0", "other 1", "other 2", "ready", "woke"]
+    assert len(sched._poller) == 0
+
+
+def test_fd_beyond_fd_setsize(sched, socketpair, poller):
+    """select throws a clear ValueError into the asking task for fd >= 1024; epoll serves it."""
+    a, b = socketpair
+    ensure_nofile(2048)
+    big = fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, 1024)
+    outcome = []
+
+    def waiter():
+        for fd in (big, a.fileno()):   # after the error the task and the kernel carry on
+            b.send(b"x")
+            try:
+                yield ReadWait(fd)
+                outcome.append(os.read(fd, 10))
+            except ValueError as exc:
+                outcome.append(str(exc))
+
+    try:
+        run(sched, waiter())
+    finally:
+        os.close(big)
+    if poller == "select":
+        assert "FD_SETSIZE" in outcome[0] and outcome[1:] == [b"xx"]
+    else:
+        assert outcome == [b"x", b"x"]
+    assert len(sched._poller) == 0
+
+
+def test_poll_timeouts(sched, socketpair):
+    """0 while tasks are ready, the next timer with only timers, audit_after then None."""
+    a, b = socketpair
+    sched.audit_after = 0.01
+    real_poll, timeouts = sched._poller.poll, []
+
+    def recording_poll(timeout):
+        timeouts.append(timeout)
+        if timeout is None or len(timeouts) == 20:  # the world answers once the kernel blocks
+            b.send(b"x")
+        return real_poll(timeout)
+
+    sched._poller.poll = recording_poll
+
+    def reader():
+        yield ReadWait(a)
+        assert a.recv(1) == b"x"
+
+    def spinner():
+        for _ in range(3):
+            yield
+        yield Sleep(0.05)
+
+    run(sched, reader(), spinner())
+    assert timeouts[:3] == [0, 0, 0]
+    assert 0 < timeouts[3] <= 0.05
+    assert timeouts[4:] == [0.01, None]
+
+
+def test_idle_kernel_uses_no_cpu(sched, socketpair):
+    """Waiting on a timer and then on I/O alone burns ~0% CPU (no busy polling)."""
+    a, b = socketpair
+    sched.audit_after = 0.05   # so the wait covers the audit poll and the blocking one
+
+    def reader():
+        yield ReadWait(a)
+
+    def sleeper():
+        yield Sleep(0.15)
+        threading.Timer(0.25, b.send, (b"x",)).start()
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    run(sched, reader(), sleeper())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert wall >= 0.35
+    assert cpu < 0.1 * wall
+
+
+def test_spinning_task_does_not_starve_io(sched, socketpair, as_fd):
+    """A ready descriptor is served within a couple of rounds of a task that never blocks."""
+    a, b = socketpair
+    spins, seen = [0], []
+
+    def reader():
+        yield ReadWait(as_fd(a))
+        seen.append(spins[0])
+
+    def spinner():
+        while not seen and spins[0] < 1000:
+            spins[0] += 1
+            if spins[0] == 10:
+                b.send(b"x")
+            yield
+
+    run(sched, reader(), spinner())
+    assert seen and seen[0] - 10 <= 2
+
+
+@pytest.mark.parametrize("event", ["read", "write"])
+def test_killed_waiter_is_unregistered(sched, socketpair, as_fd, event):
+    """KillTask in a wait unregisters it at once; a fresh wait on the descriptor works."""
+    a, b = socketpair
+    block(event, a)
+    record = []
+
+    def waiter():
+        yield WAITS[event](as_fd(a))
+        record.append("the dead waiter woke")
+
+    def killer(tid):
+        yield
+        record.append(len(sched._poller))
+        record.append((yield KillTask(tid)))
+        record.append(len(sched._poller))
+        unblock(event, b)
+        yield WAITS[event](as_fd(a))
+        record.append("fresh wait woke")
+
+    tid = sched.new(waiter())
+    run(sched, killer(tid))
+    assert record == [1, True, 0, "fresh wait woke"]
+    assert len(sched._poller) == 0
+
+
+@pytest.mark.parametrize("event", ["read", "write"])
+def test_second_waiter_gets_resource_busy(sched, socketpair, as_fd, event):
+    """A second wait for the same event on one descriptor raises ResourceBusy; the first
+    waiter still wakes, and so does a waiter for the other event on the same socket."""
+    a, b = socketpair
+    fill_socket(a)   # neither readable nor writable
+    other = "write" if event == "read" else "read"
+    record = []
+
+    def waiter(kind):
+        yield WAITS[kind](as_fd(a))
+        record.append(kind)
+
+    def second():
+        try:
+            yield WAITS[event](as_fd(a))
+        except pyos.ResourceBusy:
+            record.append("busy")
+        unblock(event, b)
+        for _ in range(3):
+            yield
+        unblock(other, b)
+
+    run(sched, waiter(event), waiter(other), second())
+    assert record == ["busy", event, other]
+    assert len(sched._poller) == 0
+
+
+@pytest.mark.parametrize("op", ["recv", "sendall"])
+def test_close_through_socket_layer_fails_waiter(sched, socketpair, op):
+    """yield sock.close() throws EBADF into the task blocked on it; a bystander carries on."""
+    a, _ = socketpair
+    c, d = socket.socketpair()
+    sock, record = pyos.Socket(a), []
+
+    def waiter():
+        try:
+            yield (sock.recv(10) if op == "recv" else sock.sendall(b"y" * (64 << 20)))
+        except OSError as exc:
+            record.append(("waiter", exc.errno))
+
+    def bystander():
+        yield ReadWait(c)
+        record.append(("bystander", c.recv(10)))
+
+    def closer():
+        yield
+        yield sock.close()
+        record.append("closed")
+        d.send(b"hi")
+
+    with c, d:
+        run(sched, waiter(), bystander(), closer())
+    assert record == ["closed", ("waiter", errno.EBADF), ("bystander", b"hi")]
+    assert len(sched._poller) == 0
+
+
+@pytest.mark.parametrize("heartbeat", [False, True])
+def test_close_behind_the_kernels_back(sched, socketpair, as_fd, heartbeat):
+    """A plain close() under a waiter is found once the kernel idles, even while a timer
+    ticks: the waiter gets EBADF within about audit_after."""
+    a, _ = socketpair
+    record, ticks = [], [0]
+
+    def waiter():
+        try:
+            yield ReadWait(as_fd(a))
+        except OSError as exc:
+            record.append((exc.errno, time.perf_counter() - start))
+
+    def closer():
+        a.close()
+        yield
+        while heartbeat and not record and ticks[0] < 60:   # 3 s, unless the waiter is told
+            ticks[0] += 1
+            yield Sleep(0.05)
+
+    start = time.perf_counter()
+    run(sched, waiter(), closer())
+    assert [error for error, _ in record] == [errno.EBADF]
+    assert record[0][1] < sched.audit_after + 1.0
+
+
+def test_reused_fd_number_never_wakes_old_waiter(sched, socketpair):
+    """Close fd behind the back, give its number to a readable socket: the old waiter gets EBADF."""
+    a, _ = socketpair
+    fd, record = a.fileno(), []
+    x, y = socket.socketpair()
+
+    def waiter():
+        try:
+            yield ReadWait(fd)
+            record.append("woke as readable")
+        except OSError as exc:
+            record.append(exc.errno)
+
+    def reuser():
+        yield
+        a.close()
+        os.dup2(x.fileno(), fd)   # same number, another socket
+        y.send(b"x")              # ... which is readable
+
+    with x, y:
+        run(sched, waiter(), reuser())
+        os.close(fd)
+    assert record == [errno.EBADF]
+
+
+@pytest.mark.parametrize("poller", ["epoll"])   # select stops at FD_SETSIZE, tested above
+def test_thousands_of_descriptors_with_epoll(sched):
+    """1,600 descriptors waited on at once (epoll) all wake with their own data."""
+    ensure_nofile(4096)
+    pairs = [socket.socketpair() for _ in range(800)]
+    expected = {s.fileno(): b"%d" % peer.fileno() for a, b in pairs for s, peer in ((a, b), (b, a))}
+    got, registered = {}, []
+
+    def reader(s):
+        yield ReadWait(s)
+        got[s.fileno()] = s.recv(16)   # each end is sent its peer's number
+
+    def driver():
+        yield
+        registered.append(len(sched._poller))
+        for a, b in pairs:
+            a.send(b"%d" % a.fileno())
+            b.send(b"%d" % b.fileno())
+
+    try:
+        run(sched, *(reader(s) for pair in pairs for s in pair), driver())
+    finally:
+        for s in [s for pair in pairs for s in pair]:
+            s.close()
+    assert registered == [1600]
+    assert got == expected
+    assert len(sched._poller) == 0
