@@ -183,7 +183,8 @@ class EpollPoller(Poller):
                 | (select.EPOLLOUT if fd in self.writers else 0))
 
     def _arm(self, fd: int, file: Any) -> None:
-        want = self._want(fd)
+        want = ((select.EPOLLIN if fd in self.readers else 0)
+                | (select.EPOLLOUT if fd in self.writers else 0))
         armed = self._armed.get(fd)
         if (armed is not None and armed[1] is file and want & ~armed[0] == 0
                 and not isinstance(file, int) and file.fileno() == fd):
@@ -226,16 +227,16 @@ class EpollPoller(Poller):
     def poll(self, timeout: float | None) -> list[Any]:
         events = self._epoll.poll(-1 if timeout is None else timeout)
         woken: list[Any] = []
-        readers, writers = self.readers, self.writers
+        readers, writers, rd, wr = self.readers, self.writers, self._RD, self._WR
         for fd, ev in events:
             idle = False  # an event nobody waits for: stop watching for it
-            if ev & self._RD:
+            if ev & rd:
                 task = readers.pop(fd, None)
                 if task is None:
                     idle = True
                 else:
                     woken.append(task)
-            if ev & self._WR:
+            if ev & wr:
                 task = writers.pop(fd, None)
                 if task is None:
                     idle = True

@@ -125,13 +125,14 @@ class Scheduler:
     # -- Phase 1: I/O -------------------------------------------------------------------
     def _poll_io(self) -> None:
         poller = self._poller
+        waiting = poller.readers or poller.writers
         if self._ready:
-            if not poller:
+            if not waiting:
                 return           # nothing to poll for and work to do: skip the syscall
             timeout: float | None = 0
         else:
-            timeout = self._next_deadline()
-            if timeout is None and not poller:
+            timeout = self._next_deadline() if self._timers else None
+            if timeout is None and not waiting:
                 raise Deadlock(deadlock_report(self._tasks.values()))
         if timeout is None and self._audit_due:
             timeout = self.audit_after   # block in slices until the audit below has run
@@ -343,8 +344,8 @@ class Scheduler:
             outcome: tuple[Any, BaseException | None] = (exc.value, None)
         else:
             outcome = (None, exc)
-            if not task.quiet and not isinstance(exc, (TaskKilled, KeyboardInterrupt, SystemExit)):
-                log.error("%r failed", task, exc_info=exc)  # Ctrl-C is not the task's fault
+            if not task.quiet and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
+                log.error("%r failed", task, exc_info=exc)
             if exc.__traceback__ is not None and not task.quiet:
                 traceback.clear_frames(exc.__traceback__)  # don't keep its sockets alive
         task.outcome = outcome
@@ -358,8 +359,8 @@ class Scheduler:
         if outcome[0] is not None or outcome[1] is not None:
             self._keep(task.tid, (task.name, *outcome, bool(task.joiners)))
         task.joiners.clear()
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise exc
+        if not isinstance(exc, Exception):
+            raise exc  # Ctrl-C, SystemExit, a test runner's stop: the program's, not the task's
 
     def _keep(self, tid: int, outcome: tuple[str, Any, BaseException | None, bool]) -> None:
         """Keep an outcome for later WaitTasks, forgetting the oldest beyond the limit."""

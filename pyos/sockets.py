@@ -108,7 +108,7 @@ class Socket:
             sent = self.sock.send(data)       # try first: usually it all fits at once
         except BlockingIOError:
             sent = 0
-        if sent == len(data) and not isinstance(data, memoryview):
+        if sent == len(data) and isinstance(data, (bytes, bytearray)):  # len counts bytes
             self._streak += 1
             if self._streak >= self.SWITCH_EVERY:
                 self._streak = 0
