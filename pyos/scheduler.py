@@ -1,4 +1,4 @@
-"""The kernel: a ready queue, a task table, timers, descriptor waits and the main loop.
+"""The scheduler: the main loop that runs the kernel's tasks.
 
 How it works.  Every task is a generator (or coroutine) driven by ``send``.  The main loop
 repeats three phases until no task is left:
@@ -15,26 +15,25 @@ repeats three phases until no task is left:
 
 The kernel knows nothing about sockets.  Faults stay where they happen: an exception in
 a task ends that task only (logged to logger "pyos", passed to its waiters), and bad
-input is thrown back into the task that gave it.
+input is thrown back into the task that gave it.  The tables the loop works on, and the
+services system calls use (sleep, wait_io, join, kill, exits), are in kernel.py.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import logging
 import os
 import threading
-import traceback
-from errno import EBADF
 from time import perf_counter as clock
 from typing import Any
 
-from .debug import TaskInfo, bad_yield, deadlock_report, describe_wait, dump_on_signal, task_info
-from .errors import Deadlock, NoSuchTask, TaskError, TaskKilled
+from .debug import bad_yield, deadlock_report, describe_wait, dump_on_signal
+from .errors import Deadlock
+from .kernel import Kernel
 from .poller import make_poller
 from .syscalls import SystemCall
-from .task import COROUTINE_TYPES, Task, check_target
+from .task import COROUTINE_TYPES, Task
 
 __all__ = ["Scheduler", "run"]
 
@@ -42,7 +41,7 @@ log = logging.getLogger("pyos")
 _this_thread = threading.local()  # which scheduler, if any, is running in this thread
 
 
-class Scheduler:
+class Scheduler(Kernel):
     """Runs tasks round-robin and serves their system calls.  See the module docstring."""
 
     #: A task may make this many calls in a row that complete at once before it yields.
@@ -57,54 +56,17 @@ class Scheduler:
         self, poller: str | None = None, *, trace: bool | None = None,
         slow_task: float | None = 0.1, keep_results: int = 10_000,
     ) -> None:
-        self._tasks: dict[int, Task] = {}
-        self._ready: list[Task] = []
-        self._timers: list[list[Any]] = []   # heap of [deadline, seq, task or None]
-        self._cancelled = 0                  # entries in it whose task is None
-        self._seq = itertools.count()
-        self._poller = make_poller(poller)
-        self._tids = itertools.count(1)
-        self._last_tid = 0
-        # tid -> (name, value, error, collected) of finished tasks, oldest first
-        self._results: dict[int, tuple[str, Any, BaseException | None, bool]] = {}
-        self._keep_results = keep_results
-        self._audit_due = False
-        self._last_audit = -float("inf")
         if trace is None:
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
-        self.trace = trace
+        super().__init__(make_poller(poller), keep_results, trace)
+        self._audit_due = False              # tasks have run since the last audit
+        self._last_audit = -float("inf")
         self.slow_task = float("inf") if slow_task is None else slow_task
 
-    # -- The public interface -----------------------------------------------------------
-    def new(self, target: Any, name: str | None = None) -> int:
-        """Start target (a generator or coroutine object) as a task; return its id."""
-        check_target(target)
-        self._last_tid = tid = next(self._tids)
-        task = Task(tid, target, name)
-        self._tasks[tid] = task
-        self._ready.append(task)
-        return tid
-
-    def schedule(self, task: Task) -> None:
-        """Make task ready to run; its yield will evaluate to ``task.sendval``."""
-        task.wait = None
-        self._ready.append(task)
-
-    def tasks(self) -> list[Task]:
-        """The live tasks, in order of creation (for introspection)."""
-        return list(self._tasks.values())
-
-    def ps(self, caller: Task | None = None) -> list[TaskInfo]:
-        """A snapshot of every task: id, name, state, runs, CPU time and stack."""
-        return [task_info(task, task is caller) for task in self._tasks.values()]
-
+    # -- The public interface --------------------------------------------------------------
     def dump_on_signal(self, signum: int) -> None:
         """Print ``ps`` with every task's stack to stderr whenever signal signum arrives."""
         dump_on_signal(self, signum)
-
-    def close(self) -> None:
-        """Release the poller.  The scheduler cannot run again afterwards."""
-        self._poller.close()
 
     def mainloop(self) -> None:
         """Run until every task has exited.  Raises Deadlock if none ever could."""
@@ -122,7 +84,7 @@ class Scheduler:
         finally:
             _this_thread.running = None
 
-    # -- Phase 1: I/O -------------------------------------------------------------------
+    # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
         poller = self._poller
         waiting = poller.readers or poller.writers
@@ -166,15 +128,7 @@ class Scheduler:
             self._cancelled -= 1
         return min(max(0.0, timers[0][0] - clock()), self.max_block) if timers else None
 
-    def _fail_broken(self) -> None:
-        for task in self._poller.broken:
-            event, fd = task.wait
-            task.wait = None
-            task.throw(OSError(EBADF, f"fd {fd} was closed while {task!r} waited to {event} it"))
-            self._ready.append(task)
-        self._poller.broken.clear()
-
-    # -- Phase 2: timers ----------------------------------------------------------------
+    # -- Phase 2: timers -------------------------------------------------------------------
     def _expire_timers(self) -> None:
         timers = self._timers
         if timers and timers[0][0] <= (now := clock()):
@@ -186,7 +140,7 @@ class Scheduler:
                     task.timer = task.wait = None
                     self._ready.append(task)
 
-    # -- Phase 3: run -------------------------------------------------------------------
+    # -- Phase 3: run ----------------------------------------------------------------------
     def _run_ready(self) -> None:
         if not self._ready:
             return
@@ -271,117 +225,6 @@ class Scheduler:
         where = task.frames()
         now = "then exited" if not where else "it is now at {}:{} in {}".format(*where[-1])
         log.warning("%r ran %.0f ms without yielding; %s", task, elapsed * 1000, now)
-
-    # -- What system calls use ----------------------------------------------------------
-    def sleep(self, task: Task, seconds: float) -> None:
-        """Make task ready again after seconds; Sleep(0) lets every ready task go first."""
-        deadline = clock() + seconds
-        task.timer = entry = [deadline, next(self._seq), task]
-        task.wait = ("sleep", deadline)
-        heapq.heappush(self._timers, entry)
-
-    def wait_io(self, task: Task, fd: int, event: str, file: Any = None) -> None:
-        """Block task until fd (of file) is ready for event ("read" or "write")."""
-        self._poller.add(fd, event, task, file)
-        task.wait = (event, fd)
-        if self._poller.broken:
-            self._fail_broken()
-
-    def notify_closed(self, fd: int) -> None:
-        """fd was closed: every task waiting on it gets OSError(EBADF) at once."""
-        self._poller.forget(fd)
-        self._fail_broken()
-
-    def join(self, waiter: Task, tid: int) -> None:
-        """Block waiter until task tid exits, then pass on its outcome."""
-        if tid == waiter.tid:
-            raise RuntimeError(f"{waiter!r} cannot wait for itself")
-        target = self._tasks.get(tid)
-        if target is not None:
-            target.joiners.append(waiter)
-            waiter.wait = ("task", tid)
-        elif isinstance(tid, int) and 0 < tid <= self._last_tid:
-            name, value, exc, _ = self._results.get(tid, ("", None, None, True))
-            if tid in self._results:
-                self._results[tid] = (name, value, exc, True)
-            self._deliver(waiter, tid, name, value, exc)
-        else:
-            raise NoSuchTask(f"no task {tid!r}: this scheduler never created it")
-
-    def kill(self, tid: int) -> bool:
-        """Unwind task tid and end it; False if there is no such running task."""
-        task = self._tasks.get(tid)
-        if task is None:
-            return False
-        self._cancel_wait(task)
-        task.close()
-        self._exit(task, TaskKilled(f"{task!r} was killed", tid, task.name))
-        return True
-
-    # -- Exits --------------------------------------------------------------------------
-    def _cancel_wait(self, task: Task) -> None:
-        if task.timer is not None:
-            task.timer[2] = None     # found and dropped when it reaches the top of the heap
-            task.timer = None
-            self._cancelled += 1
-            if self._cancelled > 64 and self._cancelled > len(self._timers) // 2:
-                self._timers = [entry for entry in self._timers if entry[2] is not None]
-                heapq.heapify(self._timers)   # killed long sleepers must not hold memory
-                self._cancelled = 0
-        if task.wait is not None:
-            kind, detail = task.wait
-            if kind in ("read", "write"):
-                self._poller.cancel(detail, kind)
-            elif kind == "task" and detail in self._tasks:
-                self._tasks[detail].joiners.remove(task)
-        task.wait = None
-
-    def _exit(self, task: Task, exc: BaseException) -> None:
-        """Task ended with exc: StopIteration(value), an error, or TaskKilled."""
-        task.done = True
-        del self._tasks[task.tid]
-        if type(exc) is StopIteration:
-            outcome: tuple[Any, BaseException | None] = (exc.value, None)
-        else:
-            outcome = (None, exc)
-            if not task.quiet and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
-                log.error("%r failed", task, exc_info=exc)
-            if exc.__traceback__ is not None and not task.quiet:
-                traceback.clear_frames(exc.__traceback__)  # don't keep its sockets alive
-        task.outcome = outcome
-        if self.trace:
-            how = ("killed" if isinstance(exc, TaskKilled) else
-                   f"raised {exc!r}" if outcome[1] else "returned")
-            log.info("%r exited: %s", task, how)
-        for waiter in task.joiners:
-            waiter.wait = None
-            self._deliver(waiter, task.tid, task.name, *outcome)
-        if outcome[0] is not None or outcome[1] is not None:
-            self._keep(task.tid, (task.name, *outcome, bool(task.joiners)))
-        task.joiners.clear()
-        if not isinstance(exc, Exception):
-            raise exc  # Ctrl-C, SystemExit, a test runner's stop: the program's, not the task's
-
-    def _keep(self, tid: int, outcome: tuple[str, Any, BaseException | None, bool]) -> None:
-        """Keep an outcome for later WaitTasks, forgetting the oldest beyond the limit."""
-        self._results[tid] = outcome
-        if len(self._results) > self._keep_results:
-            old = next(iter(self._results))
-            if not self._results.pop(old)[3]:
-                log.warning("forgot the outcome of task %d, which nobody waited for: "
-                            "only the last %d are kept", old, self._keep_results)
-
-    def _deliver(self, waiter: Task, tid: int, name: str, value: Any, exc: Any) -> None:
-        """Resume waiter with the outcome of task tid: its value, or a TaskError."""
-        if exc is None:
-            waiter.sendval = value
-        elif isinstance(exc, TaskKilled):
-            waiter.throw(TaskKilled(str(exc), exc.tid, exc.name))
-        else:
-            error = TaskError(f"task {tid} ({name}) failed: {exc!r}", tid, name)
-            error.__cause__ = exc
-            waiter.throw(error)
-        self.schedule(waiter)
 
     def _abort(self) -> None:
         """The loop is being left by an exception (Ctrl-C, Deadlock): unwind every task."""

@@ -1,0 +1,192 @@
+"""The kernel's state, and the services that system calls use.
+
+A ``Kernel`` owns the task table, the ready queue, the timer heap, the poller and the
+outcomes of finished tasks, and knows how a task blocks, wakes and ends: sleeping,
+waiting on a descriptor or on another task, being killed, exiting with a value or an
+error.  Each system call in syscalls.py is a few lines over one of these methods.
+The main loop that runs tasks is ``Scheduler``, in scheduler.py.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import traceback
+from errno import EBADF
+from time import perf_counter as clock
+from typing import Any
+
+from .debug import TaskInfo, task_info
+from .errors import NoSuchTask, TaskError, TaskKilled
+from .poller import Poller
+from .task import Task, check_target
+
+__all__ = ["Kernel"]
+
+log = logging.getLogger("pyos")
+
+
+class Kernel:
+    """Tasks and what they wait for.  ``Scheduler`` adds the loop that runs them."""
+
+    def __init__(self, poller: Poller, keep_results: int, trace: bool) -> None:
+        self._tasks: dict[int, Task] = {}
+        self._ready: list[Task] = []
+        self._timers: list[list[Any]] = []   # heap of [deadline, seq, task or None]
+        self._cancelled = 0                  # entries in it whose task is None
+        self._seq = itertools.count()
+        self._poller = poller
+        self._tids = itertools.count(1)
+        self._last_tid = 0
+        # tid -> (name, value, error, collected) of finished tasks, oldest first
+        self._results: dict[int, tuple[str, Any, BaseException | None, bool]] = {}
+        self._keep_results = keep_results
+        self.trace = trace
+
+    # -- Tasks -----------------------------------------------------------------------------
+    def new(self, target: Any, name: str | None = None) -> int:
+        """Start target (a generator or coroutine object) as a task; return its id."""
+        check_target(target)
+        self._last_tid = tid = next(self._tids)
+        task = Task(tid, target, name)
+        self._tasks[tid] = task
+        self._ready.append(task)
+        return tid
+
+    def schedule(self, task: Task) -> None:
+        """Make task ready to run; its yield will evaluate to ``task.sendval``."""
+        task.wait = None
+        self._ready.append(task)
+
+    def tasks(self) -> list[Task]:
+        """The live tasks, in order of creation (for introspection)."""
+        return list(self._tasks.values())
+
+    def ps(self, caller: Task | None = None) -> list[TaskInfo]:
+        """A snapshot of every task: id, name, state, runs, CPU time and stack."""
+        return [task_info(task, task is caller) for task in self._tasks.values()]
+
+    def close(self) -> None:
+        """Release the poller.  The scheduler cannot run again afterwards."""
+        self._poller.close()
+
+    # -- What system calls use -------------------------------------------------------------
+    def sleep(self, task: Task, seconds: float) -> None:
+        """Make task ready again after seconds; Sleep(0) lets every ready task go first."""
+        deadline = clock() + seconds
+        task.timer = entry = [deadline, next(self._seq), task]
+        task.wait = ("sleep", deadline)
+        heapq.heappush(self._timers, entry)
+
+    def wait_io(self, task: Task, fd: int, event: str, file: Any = None) -> None:
+        """Block task until fd (of file) is ready for event ("read" or "write")."""
+        self._poller.add(fd, event, task, file)
+        task.wait = (event, fd)
+        if self._poller.broken:
+            self._fail_broken()
+
+    def notify_closed(self, fd: int) -> None:
+        """fd was closed: every task waiting on it gets OSError(EBADF) at once."""
+        self._poller.forget(fd)
+        self._fail_broken()
+
+    def join(self, waiter: Task, tid: int) -> None:
+        """Block waiter until task tid exits, then pass on its outcome."""
+        if tid == waiter.tid:
+            raise RuntimeError(f"{waiter!r} cannot wait for itself")
+        target = self._tasks.get(tid)
+        if target is not None:
+            target.joiners.append(waiter)
+            waiter.wait = ("task", tid)
+        elif isinstance(tid, int) and 0 < tid <= self._last_tid:
+            name, value, exc, _ = self._results.get(tid, ("", None, None, True))
+            if tid in self._results:
+                self._results[tid] = (name, value, exc, True)
+            self._deliver(waiter, tid, name, value, exc)
+        else:
+            raise NoSuchTask(f"no task {tid!r}: this scheduler never created it")
+
+    def kill(self, tid: int) -> bool:
+        """Unwind task tid and end it; False if there is no such running task."""
+        task = self._tasks.get(tid)
+        if task is None:
+            return False
+        self._cancel_wait(task)
+        task.close()
+        self._exit(task, TaskKilled(f"{task!r} was killed", tid, task.name))
+        return True
+
+    # -- Exits -----------------------------------------------------------------------------
+    def _cancel_wait(self, task: Task) -> None:
+        if task.timer is not None:
+            task.timer[2] = None     # found and dropped when it reaches the top of the heap
+            task.timer = None
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled > len(self._timers) // 2:
+                self._timers = [entry for entry in self._timers if entry[2] is not None]
+                heapq.heapify(self._timers)   # killed long sleepers must not hold memory
+                self._cancelled = 0
+        if task.wait is not None:
+            kind, detail = task.wait
+            if kind in ("read", "write"):
+                self._poller.cancel(detail, kind)
+            elif kind == "task" and detail in self._tasks:
+                self._tasks[detail].joiners.remove(task)
+        task.wait = None
+
+    def _exit(self, task: Task, exc: BaseException) -> None:
+        """Task ended with exc: StopIteration(value), an error, or TaskKilled."""
+        task.done = True
+        del self._tasks[task.tid]
+        if type(exc) is StopIteration:
+            outcome: tuple[Any, BaseException | None] = (exc.value, None)
+        else:
+            outcome = (None, exc)
+            if not task.quiet and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
+                log.error("%r failed", task, exc_info=exc)
+            if exc.__traceback__ is not None and not task.quiet:
+                traceback.clear_frames(exc.__traceback__)  # don't keep its sockets alive
+        task.outcome = outcome
+        if self.trace:
+            how = ("killed" if isinstance(exc, TaskKilled) else
+                   f"raised {exc!r}" if outcome[1] else "returned")
+            log.info("%r exited: %s", task, how)
+        for waiter in task.joiners:
+            waiter.wait = None
+            self._deliver(waiter, task.tid, task.name, *outcome)
+        if outcome[0] is not None or outcome[1] is not None:
+            self._keep(task.tid, (task.name, *outcome, bool(task.joiners)))
+        task.joiners.clear()
+        if not isinstance(exc, Exception):
+            raise exc  # Ctrl-C, SystemExit, a test runner's stop: the program's, not the task's
+
+    def _keep(self, tid: int, outcome: tuple[str, Any, BaseException | None, bool]) -> None:
+        """Keep an outcome for later WaitTasks, forgetting the oldest beyond the limit."""
+        self._results[tid] = outcome
+        if len(self._results) > self._keep_results:
+            old = next(iter(self._results))
+            if not self._results.pop(old)[3]:
+                log.warning("forgot the outcome of task %d, which nobody waited for: "
+                            "only the last %d are kept", old, self._keep_results)
+
+    def _deliver(self, waiter: Task, tid: int, name: str, value: Any, exc: Any) -> None:
+        """Resume waiter with the outcome of task tid: its value, or a TaskError."""
+        if exc is None:
+            waiter.sendval = value
+        elif isinstance(exc, TaskKilled):
+            waiter.throw(TaskKilled(str(exc), exc.tid, exc.name))
+        else:
+            error = TaskError(f"task {tid} ({name}) failed: {exc!r}", tid, name)
+            error.__cause__ = exc
+            waiter.throw(error)
+        self.schedule(waiter)
+
+    def _fail_broken(self) -> None:
+        for task in self._poller.broken:
+            event, fd = task.wait
+            task.wait = None
+            task.throw(OSError(EBADF, f"fd {fd} was closed while {task!r} waited to {event} it"))
+            self._ready.append(task)
+        self._poller.broken.clear()
+
