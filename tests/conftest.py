@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: schedulers on both pollers, socket pairs, helpers.
+"""Fixtures shared by the whole suite: schedulers on both pollers, socket pairs, echo
+servers, and the socket helpers fill_socket and drain_socket (others are in helpers.py).
 
 Nothing here sleeps for real: tests count scheduler steps, and only the few tests about
 time itself use short Sleep()s.  Every loop is bounded.
@@ -6,10 +7,12 @@ time itself use short Sleep()s.  Every loop is bounded.
 
 from __future__ import annotations
 
+import resource
 import socket
 from collections.abc import Iterator
 
 import pytest
+from helpers import Server
 
 import pyos
 
@@ -39,6 +42,31 @@ def socketpair() -> Iterator[tuple[socket.socket, socket.socket]]:
     yield a, b
     a.close()
     b.close()
+
+
+@pytest.fixture(params=["socket", "fileno"])
+def as_fd(request):
+    """Hand ReadWait/WriteWait the socket object itself, or its descriptor number."""
+    return (lambda s: s) if request.param == "socket" else (lambda s: s.fileno())
+
+
+@pytest.fixture
+def start(tmp_path):
+    """start(*args) launches a server; every one is killed at teardown."""
+    servers: list[Server] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+
+    def launch(*args: str) -> Server:
+        servers.append(Server(tmp_path, *args))
+        return servers[-1]
+
+    yield launch
+    for server in servers:
+        if server.proc.poll() is None:
+            server.proc.kill()
+        server.proc.wait()
+        server.proc.stdout.close()
 
 
 def fill_socket(sock: socket.socket) -> int:

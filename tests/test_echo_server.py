@@ -1,96 +1,22 @@
-"""demos/echo_server.py as a user runs it (a subprocess on port 0), and demos/echo_client.py.
+"""demos/echo_server.py as a user runs it (a subprocess on port 0): correctness, load,
+misbehaving clients, memory, descriptors and logging.  Shutdown is in
+test_echo_shutdown.py, demos/echo_client.py in test_echo_client.py.
 
 Clients are plain blocking or selector-driven sockets, so a pyos bug cannot hide itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import resource
 import select
 import selectors
 import signal
 import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
-
-DEMOS = Path(__file__).resolve().parent.parent / "demos"
-
-
-class Server:
-    """A running echo server: its process, port and stderr (a file: it never blocks on it)."""
-
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        self.stderr_path = tmp_path / f"server-{time.monotonic_ns()}.err"
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(DEMOS / "echo_server.py"), "--port", "0", *args],
-                stdout=subprocess.PIPE, stderr=err)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline().decode() if ready else ""
-        match = re.search(r"listening on ([\d.]+):(\d+)", line)
-        assert match, f"no 'listening on' line within 10 s: {line!r}"
-        self.port = int(match.group(2))
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def status(self, field: str) -> int:
-        text = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(rf"^{field}:\s+(\d+)", text, re.M).group(1))
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def idle(self) -> bool:
-        """Is the server asleep in the kernel (blocked in its poller)?"""
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] == "S"
-
-    def interrupt(self, timeout: float = 5.0) -> float:
-        """SIGINT; return how long it took to exit."""
-        start = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout)
-        return time.monotonic() - start
-
-
-@pytest.fixture
-def start(tmp_path):
-    """start(*args) launches a server; every one is killed at teardown."""
-    servers: list[Server] = []
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-
-    def launch(*args: str) -> Server:
-        servers.append(Server(tmp_path, *args))
-        return servers[-1]
-
-    yield launch
-    for server in servers:
-        if server.proc.poll() is None:
-            server.proc.kill()
-        server.proc.wait()
-        server.proc.stdout.close()
-
-
-def wait_for(predicate, limit: float = 5.0) -> bool:
-    """Poll predicate every 20 ms for up to limit seconds (for another process's progress)."""
-    deadline = time.monotonic() + limit
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
+from helpers import round_trip, wait_for
 
 
 def exchange(sock: socket.socket, payload: bytes, limit: float = 20.0) -> bytes:
@@ -113,14 +39,6 @@ def exchange(sock: socket.socket, payload: bytes, limit: float = 20.0) -> bytes:
                         return bytes(got)
                     got += chunk
     raise AssertionError(f"no EOF within {limit} s: sent {sent}, got {len(got)}")
-
-
-def round_trip(sock: socket.socket, data: bytes = b"ping") -> bytes:
-    sock.sendall(data)
-    got = b""
-    while len(got) < len(data) and (chunk := sock.recv(65536)):
-        got += chunk
-    return got
 
 
 def reset(sock: socket.socket) -> None:
@@ -228,51 +146,6 @@ def test_connect_close_cycles_leak_no_descriptors(start):
     assert server.proc.poll() is None
 
 
-def test_sigint_shuts_down_cleanly(start):
-    """SIGINT: exit 0 within 2 s, no traceback, every client sees EOF, the port is free at once."""
-    server = start()
-    clients = [server.connect() for _ in range(3)]
-    try:
-        assert [round_trip(c) for c in clients] == [b"ping"] * 3
-        assert wait_for(server.idle)
-        assert server.interrupt() < 2.0
-        assert server.proc.returncode == 0
-        assert "Traceback" not in server.stderr()
-        assert [c.recv(10) for c in clients] == [b""] * 3
-    finally:
-        for c in clients:
-            c.close()
-    again = start("--port", str(server.port))
-    assert again.port == server.port
-
-
-def test_sigint_under_load_is_clean(start):
-    """SIGINT while clients are streaming: still exit 0 and no traceback on stderr."""
-    server = start("-q")
-    socks = [server.connect() for _ in range(4)]
-    stop = threading.Event()
-
-    def pump(sock):   # send and read back as fast as the server echoes, until it goes away
-        with contextlib.suppress(OSError):
-            while not stop.is_set() and sock.send(b"x" * 65536) and sock.recv(1 << 20):
-                pass
-
-    threads = [threading.Thread(target=pump, args=(s,)) for s in socks]
-    for t in threads:
-        t.start()
-    try:
-        time.sleep(0.3)   # let the load build up
-        assert server.interrupt() < 2.0
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(5)
-        for s in socks:
-            s.close()
-    assert server.proc.returncode == 0
-    assert "Traceback" not in server.stderr()
-
-
 def test_logging_quiet_and_max_conns(start):
     """Connects/disconnects are logged at INFO, -q silences them; --max-conns 2 refuses a third."""
     loud, quiet = start("--max-conns", "2"), start("-q")
@@ -294,43 +167,3 @@ def test_logging_quiet_and_max_conns(start):
     assert "refusing 127.0.0.1:" in log
     assert "connect" not in quiet.stderr()
     assert loud.proc.poll() is None and quiet.proc.poll() is None
-
-
-def run_client(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DEMOS / "echo_client.py"), *args],
-                          input=stdin, capture_output=True, timeout=30)
-
-
-def test_echo_client_interactive_and_load(start):
-    """echo_client: stdin comes back on stdout; load mode checks every byte and reports a rate."""
-    server = start("-q")
-    lines = b"hello\n" + bytes(range(256)) + b"\nlast line\n"
-    done = run_client("--port", str(server.port), stdin=lines)
-    assert done.returncode == 0 and done.stdout == lines
-    done = run_client("--port", str(server.port), "--conns", "20", "--rounds", "50",
-                      "--size", "300")
-    assert done.returncode == 0, done.stderr
-    assert re.search(rb"^1000 round trips .* round trips/s$", done.stdout, re.M), done.stdout
-
-
-def test_echo_client_detects_a_corrupt_echo():
-    """Load mode fails (exit 1, says which byte) against a server that flips one byte."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def corrupting_server():
-        conn, _ = listener.accept()
-        with conn:
-            data = b""
-            while len(data) < 10 and (chunk := conn.recv(10 - len(data))):
-                data += chunk
-            conn.sendall(data[:5] + bytes([data[5] ^ 1]) + data[6:])
-
-    thread = threading.Thread(target=corrupting_server, daemon=True)
-    thread.start()
-    try:
-        done = run_client("--port", str(listener.getsockname()[1]), "--conns", "1",
-                          "--rounds", "3", "--size", "10")
-    finally:
-        listener.close()
-    assert done.returncode == 1
-    assert b"byte 5" in done.stderr

@@ -1,12 +1,12 @@
-"""ReadWait/WriteWait and the poller backends: wake-ups, timeouts, fairness and faults.
+"""ReadWait/WriteWait and the poller backends: wake-ups, timeouts, fairness and scale.
 
 Every test runs on both backends (the ``sched`` fixture), and the I/O tests run once
-with a socket object and once with its raw descriptor number, after trio's test_io.
+with a socket object and once with its raw descriptor number (the ``as_fd`` fixture),
+after trio's test_io.  Descriptors closed under a waiter are in test_closed_fds.py.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import resource
@@ -16,17 +16,12 @@ import time
 
 import pytest
 from conftest import drain_socket, fill_socket
+from helpers import run
 
 import pyos
 from pyos import KillTask, ReadWait, Sleep, WriteWait
 
 WAITS = {"read": ReadWait, "write": WriteWait}
-
-
-@pytest.fixture(params=["socket", "fileno"])
-def as_fd(request):
-    """Hand ReadWait/WriteWait the socket object itself, or its descriptor number."""
-    return (lambda s: s) if request.param == "socket" else (lambda s: s.fileno())
 
 
 def ensure_nofile(n: int) -> None:
@@ -44,12 +39,6 @@ def block(event: str, a: socket.socket) -> None:
 def unblock(event: str, b: socket.socket) -> None:
     """Make b's peer ready for event again."""
     b.send(b"x") if event == "read" else drain_socket(b)
-
-
-def run(sched: pyos.Scheduler, *targets) -> None:
-    for target in targets:
-        sched.new(target)
-    sched.mainloop()
 
 
 @pytest.mark.parametrize("event", ["read", "write"])
@@ -223,86 +212,6 @@ def test_second_waiter_gets_resource_busy(sched, socketpair, as_fd, event):
     run(sched, waiter(event), waiter(other), second())
     assert record == ["busy", event, other]
     assert len(sched._poller) == 0
-
-
-@pytest.mark.parametrize("op", ["recv", "sendall"])
-def test_close_through_socket_layer_fails_waiter(sched, socketpair, op):
-    """yield sock.close() throws EBADF into the task blocked on it; a bystander carries on."""
-    a, _ = socketpair
-    c, d = socket.socketpair()
-    sock, record = pyos.Socket(a), []
-
-    def waiter():
-        try:
-            yield (sock.recv(10) if op == "recv" else sock.sendall(b"y" * (64 << 20)))
-        except OSError as exc:
-            record.append(("waiter", exc.errno))
-
-    def bystander():
-        yield ReadWait(c)
-        record.append(("bystander", c.recv(10)))
-
-    def closer():
-        yield
-        yield sock.close()
-        record.append("closed")
-        d.send(b"hi")
-
-    with c, d:
-        run(sched, waiter(), bystander(), closer())
-    assert record == ["closed", ("waiter", errno.EBADF), ("bystander", b"hi")]
-    assert len(sched._poller) == 0
-
-
-@pytest.mark.parametrize("heartbeat", [False, True])
-def test_close_behind_the_kernels_back(sched, socketpair, as_fd, heartbeat):
-    """A plain close() under a waiter is found once the kernel idles, even while a timer
-    ticks: the waiter gets EBADF within about audit_after."""
-    a, _ = socketpair
-    record, ticks = [], [0]
-
-    def waiter():
-        try:
-            yield ReadWait(as_fd(a))
-        except OSError as exc:
-            record.append((exc.errno, time.perf_counter() - start))
-
-    def closer():
-        a.close()
-        yield
-        while heartbeat and not record and ticks[0] < 60:   # 3 s, unless the waiter is told
-            ticks[0] += 1
-            yield Sleep(0.05)
-
-    start = time.perf_counter()
-    run(sched, waiter(), closer())
-    assert [error for error, _ in record] == [errno.EBADF]
-    assert record[0][1] < sched.audit_after + 1.0
-
-
-def test_reused_fd_number_never_wakes_old_waiter(sched, socketpair):
-    """Close fd behind the back, give its number to a readable socket: the old waiter gets EBADF."""
-    a, _ = socketpair
-    fd, record = a.fileno(), []
-    x, y = socket.socketpair()
-
-    def waiter():
-        try:
-            yield ReadWait(fd)
-            record.append("woke as readable")
-        except OSError as exc:
-            record.append(exc.errno)
-
-    def reuser():
-        yield
-        a.close()
-        os.dup2(x.fileno(), fd)   # same number, another socket
-        y.send(b"x")              # ... which is readable
-
-    with x, y:
-        run(sched, waiter(), reuser())
-        os.close(fd)
-    assert record == [errno.EBADF]
 
 
 @pytest.mark.parametrize("poller", ["epoll"])   # select stops at FD_SETSIZE, tested above

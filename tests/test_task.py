@@ -1,8 +1,8 @@
-"""Tasks and their trampoline stacks: sub-calls, return values, exceptions, unwinding.
+"""Tasks and their trampoline stacks: sub-calls, return values, exceptions, bad yields.
 
-Covers spec items 1 (trampolining), 2 (``yield from`` and ``async def``), the unwinding
-half of 4 (KillTask runs every frame's finally, innermost first) and 6 (bad yields).
-Interleavings are checked with ordered ``record`` lists; nothing sleeps for real.
+Covers spec items 1 (trampolining), 2 (``yield from`` and ``async def``) and 6 (bad
+yields); unwinding a killed task (item 4) is in test_unwinding.py.  Interleavings are
+checked with ordered ``record`` lists; nothing sleeps for real.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import logging
 import traceback
 
 import pytest
+from helpers import run
 
 import pyos
-from pyos import GetTid, KillTask, Sleep, WaitTask
+from pyos import GetTid, KillTask, Sleep
 
 DEPTH = 20_000
 
@@ -21,13 +22,6 @@ DEPTH = 20_000
 def _names(exc: BaseException) -> list[str]:
     """Function names of every frame in exc's traceback, outermost first."""
     return [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
-
-
-def _run(sched: pyos.Scheduler, *targets: object) -> None:
-    """Start targets as tasks, in order, and run them all to completion."""
-    for target in targets:
-        sched.new(target)
-    sched.mainloop()
 
 
 # -- 1. Trampolining --------------------------------------------------------------------
@@ -113,7 +107,7 @@ def test_system_calls_and_bare_yields_work_at_any_depth(sched: pyos.Scheduler) -
         yield
 
     tid = sched.new(deep())
-    _run(sched, other())
+    run(sched, other())
     assert record == [("leaf", tid), "other", "leaf resumed", ("deep got", tid * 10 + 1)]
 
 
@@ -195,107 +189,6 @@ def test_generator_task_yields_async_coroutine_as_sub_call() -> None:
         return None
 
     assert pyos.run(main()) == 42
-
-
-# -- 4. Unwinding a killed task -----------------------------------------------------------
-def _kill_later(record: list[object], victim: int, times: int = 1):
-    yield  # let the victim block first
-    for _ in range(times):
-        record.append(("kill", (yield KillTask(victim))))
-
-
-def _bystander(record: list[object]):
-    for i in range(3):
-        record.append(("bystander", i))
-        yield
-
-
-def test_kill_unwinds_every_frame_innermost_first(sched: pyos.Scheduler) -> None:
-    """KillTask closes trampolined, yield-from and await frames alike, innermost first."""
-    record: list[object] = []
-
-    async def deepest():
-        try:
-            await Sleep(3600)
-            record.append("deepest resumed")
-        finally:
-            record.append("deepest")
-
-    async def leaf():
-        try:
-            await deepest()
-        finally:
-            record.append("leaf")
-
-    def inner():
-        try:
-            yield leaf()
-        finally:
-            record.append("inner")
-
-    def middle():
-        try:
-            yield from inner()
-        finally:
-            record.append("middle")
-
-    def outer():
-        try:
-            yield middle()
-        finally:
-            record.append("outer")
-
-    _run(sched, _kill_later(record, sched.new(outer())))
-    assert record == ["deepest", "leaf", "inner", "middle", "outer", ("kill", True)]
-
-
-def test_victim_whose_finally_yields_cannot_crash_the_kernel(sched: pyos.Scheduler) -> None:
-    """A victim yielding in its finally is still ended; killer, waiter, bystander carry on."""
-    record: list[object] = []
-
-    def victim():
-        try:
-            yield Sleep(3600)
-        finally:
-            record.append("finally")
-            yield Sleep(0)
-            record.append("finally went on")
-
-    def waiter(tid):
-        try:
-            yield WaitTask(tid)
-        except pyos.TaskKilled:
-            record.append("waiter saw kill")
-
-    tid = sched.new(victim())
-    _run(sched, waiter(tid), _kill_later(record, tid), _bystander(record))
-    assert "finally went on" not in record
-    for event in ["finally", ("kill", True), "waiter saw kill", ("bystander", 2)]:
-        assert event in record
-
-
-def test_victim_that_swallows_generator_exit_cannot_crash_the_kernel(
-    sched: pyos.Scheduler,
-) -> None:
-    """A victim that keeps catching GeneratorExit is abandoned; everyone else finishes."""
-    record: list[object] = []
-
-    def stubborn():
-        while True:
-            try:
-                yield
-            except GeneratorExit:
-                record.append("swallowed")
-
-    gen = stubborn()
-    _run(sched, _kill_later(record, sched.new(gen), times=2), _bystander(record))
-    assert "swallowed" in record and ("bystander", 2) in record
-    assert [event for event in record if event[0] == "kill"] == [("kill", True), ("kill", False)]
-    for _ in range(100):  # end it ourselves, so the garbage collector has nothing to report
-        try:
-            gen.throw(StopIteration)
-        except (StopIteration, RuntimeError):
-            break
 
 
 # -- 6. Bad yields ------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""Descriptors closed under a waiting task: through the socket layer, behind the kernel's
+back (found by the idle audit), and closed with their number reused.
+
+Every test runs on both backends (the ``sched`` fixture).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+
+import pytest
+from helpers import run
+
+import pyos
+from pyos import ReadWait, Sleep
+
+
+@pytest.mark.parametrize("op", ["recv", "sendall"])
+def test_close_through_socket_layer_fails_waiter(sched, socketpair, op):
+    """yield sock.close() throws EBADF into the task blocked on it; a bystander carries on."""
+    a, _ = socketpair
+    c, d = socket.socketpair()
+    sock, record = pyos.Socket(a), []
+
+    def waiter():
+        try:
+            yield (sock.recv(10) if op == "recv" else sock.sendall(b"y" * (64 << 20)))
+        except OSError as exc:
+            record.append(("waiter", exc.errno))
+
+    def bystander():
+        yield ReadWait(c)
+        record.append(("bystander", c.recv(10)))
+
+    def closer():
+        yield
+        yield sock.close()
+        record.append("closed")
+        d.send(b"hi")
+
+    with c, d:
+        run(sched, waiter(), bystander(), closer())
+    assert record == ["closed", ("waiter", errno.EBADF), ("bystander", b"hi")]
+    assert len(sched._poller) == 0
+
+
+@pytest.mark.parametrize("heartbeat", [False, True])
+def test_close_behind_the_kernels_back(sched, socketpair, as_fd, heartbeat):
+    """A plain close() under a waiter is found once the kernel idles, even while a timer
+    ticks: the waiter gets EBADF within about audit_after."""
+    a, _ = socketpair
+    record, ticks = [], [0]
+
+    def waiter():
+        try:
+            yield ReadWait(as_fd(a))
+        except OSError as exc:
+            record.append((exc.errno, time.perf_counter() - start))
+
+    def closer():
+        a.close()
+        yield
+        while heartbeat and not record and ticks[0] < 60:   # 3 s, unless the waiter is told
+            ticks[0] += 1
+            yield Sleep(0.05)
+
+    start = time.perf_counter()
+    run(sched, waiter(), closer())
+    assert [error for error, _ in record] == [errno.EBADF]
+    assert record[0][1] < sched.audit_after + 1.0
+
+
+def test_reused_fd_number_never_wakes_old_waiter(sched, socketpair):
+    """Close fd behind the back, give its number to a readable socket: the old waiter gets EBADF."""
+    a, _ = socketpair
+    fd, record = a.fileno(), []
+    x, y = socket.socketpair()
+
+    def waiter():
+        try:
+            yield ReadWait(fd)
+            record.append("woke as readable")
+        except OSError as exc:
+            record.append(exc.errno)
+
+    def reuser():
+        yield
+        a.close()
+        os.dup2(x.fileno(), fd)   # same number, another socket
+        y.send(b"x")              # ... which is readable
+
+    with x, y:
+        run(sched, waiter(), reuser())
+        os.close(fd)
+    assert record == [errno.EBADF]

@@ -1,0 +1,90 @@
+"""Faults and the end of mainloop: a failing task, deadlock, re-entry (spec items 5, 8).
+
+Orderings are checked exactly with ``record`` lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import pytest
+from helpers import noop, record_steps, run
+
+import pyos
+from pyos import KillTask, Sleep, TaskKilled, WaitTask
+
+
+# -- 5. Fault isolation -------------------------------------------------------------------
+def test_uncaught_exception_is_logged_and_others_keep_running(
+    sched: pyos.Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing task ends alone: logged on "pyos" at ERROR with exc_info; others finish."""
+    record: list[object] = []
+
+    def bad():
+        yield
+        raise ZeroDivisionError("task bug")
+
+    sched.new(bad())
+    sched.new(record_steps(record, "good", 5))
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        sched.mainloop()
+    assert record == [("good", i) for i in range(5)]
+    errors = [r for r in caplog.records if r.name == "pyos" and r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert isinstance(errors[0].exc_info[1], ZeroDivisionError)
+    assert "in bad\n" in "".join(traceback.format_exception(errors[0].exc_info[1]))
+
+
+# -- 8. The end of mainloop: deadlock and re-entry ----------------------------------------
+@pytest.mark.timeout(10)
+def test_deadlock_after_a_killed_sleeper_is_detected(sched: pyos.Scheduler) -> None:
+    """A waits for B, B for a sleeper that is killed, then for A: Deadlock (a RuntimeError)
+    at once, naming each blocked task and what it waits for."""
+    def alpha():
+        yield WaitTask(2)
+
+    def beta():
+        try:
+            yield WaitTask(3)
+        except TaskKilled:
+            yield WaitTask(1)
+
+    def killer():
+        yield
+        killed.append((yield KillTask(3)))
+
+    killed: list[bool] = []
+
+    sched.new(alpha(), name="alpha")
+    sched.new(beta(), name="beta")
+    sched.new(_sleeper(3600), name="sleeper")
+    sched.new(killer())
+    with pytest.raises(pyos.Deadlock) as info:
+        sched.mainloop()
+    message = str(info.value)
+    assert killed == [True] and isinstance(info.value, RuntimeError)
+    for text in ("alpha", "beta", "waiting for task 2", "waiting for task 1"):
+        assert text in message
+    assert "sleeper" not in message
+
+
+def _sleeper(seconds: float):
+    yield Sleep(seconds)
+
+
+def test_mainloop_inside_a_task_raises_runtime_error_there(sched: pyos.Scheduler) -> None:
+    """Calling mainloop (or pyos.run) from a running task raises RuntimeError in it."""
+    caught: list[str] = []
+
+    def nested():
+        for attempt in (sched.mainloop, lambda: pyos.run(noop())):
+            try:
+                attempt()
+            except RuntimeError:
+                caught.append("caught")
+            yield
+
+    run(sched, nested(), noop())
+    assert caught == ["caught", "caught"]

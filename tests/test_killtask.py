@@ -1,0 +1,125 @@
+"""KillTask (spec item 4): its result, and what a killed task leaves behind: no I/O wait,
+no task wait, no place in the ready queue.
+
+Interleavings are checked with ordered ``record`` lists; nothing sleeps for real.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from helpers import catch, record_steps, run, value_after
+
+import pyos
+from pyos import GetTid, KillTask, NewTask, ReadWait, Sleep, TaskError, WaitTask
+
+TaskKilled = pyos.TaskKilled
+
+
+# -- KillTask -----------------------------------------------------------------------------
+@pytest.mark.timeout(10)
+def test_kill_task_returns_false_for_unknown_or_finished_tasks() -> None:
+    """KillTask is True for a live task (an hour-long sleeper, whose timer must not keep
+    mainloop running), False for an unknown id or a finished task."""
+    def sleeper():
+        yield Sleep(3600)
+
+    def main():
+        done = yield NewTask(value_after(None, 0))
+        live = yield NewTask(sleeper())
+        yield
+        return [(yield KillTask(999)), (yield KillTask(done)), (yield KillTask(live)),
+                (yield KillTask(live))]
+
+    assert pyos.run(main()) == [False, False, True, False]
+
+
+def test_kill_removes_an_io_waiter(sched: pyos.Scheduler, socketpair) -> None:
+    """A task killed in ReadWait stops waiting: another task can then read that socket."""
+    a, b = socketpair
+    record: list[object] = []
+
+    def victim():
+        try:
+            yield ReadWait(a)
+            record.append("victim read")
+        finally:
+            record.append("victim unwound")
+
+    def main():
+        tid = yield NewTask(victim())
+        yield
+        record.append((yield KillTask(tid)))
+        b.send(b"ping")
+        yield ReadWait(a)
+        record.append(a.recv(10))
+
+    run(sched, main())
+    assert record == ["victim unwound", True, b"ping"]
+
+
+def test_kill_removes_a_task_wait_and_wakes_its_waiters(
+    sched: pyos.Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A victim in WaitTask leaves that wait; its waiters, before and after the kill, get
+    TaskKilled (a TaskError); the child it waited for is unharmed."""
+    assert issubclass(TaskKilled, TaskError)
+    record: list[object] = []
+
+    def middle(child):
+        try:
+            yield WaitTask(child)
+        finally:
+            record.append("middle unwound")
+
+    def main():
+        child = yield NewTask(value_after("child value", 5))
+        victim = yield NewTask(middle(child))
+        yield NewTask(catch(record, WaitTask(victim), TaskKilled))
+        yield
+        record.append((yield KillTask(victim)))
+        yield from catch(record, WaitTask(victim), TaskKilled)
+        record.append((yield WaitTask(child)))
+
+    sched.new(main())
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        sched.mainloop()
+    assert record == ["middle unwound", True, *[("caught", "TaskKilled")] * 2, "child value"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("victim_first", [True, False])
+def test_task_killed_in_ready_queue_never_runs_again(
+    sched: pyos.Scheduler, victim_first: bool
+) -> None:
+    """A task killed while ready (queued, or not yet started) is never resumed."""
+    record: list[object] = []
+
+    def killer():
+        record.append(("kill", (yield KillTask(victim_tid))))
+        yield
+
+    if victim_first:
+        victim_tid = sched.new(record_steps(record, "victim", 5))
+        sched.new(killer())
+    else:
+        sched.new(killer())
+        victim_tid = sched.new(record_steps(record, "victim", 5))
+    sched.mainloop()
+    assert record == [("victim", 0), ("kill", True)] if victim_first else [("kill", True)]
+
+
+def test_task_may_kill_itself(sched: pyos.Scheduler) -> None:
+    """KillTask(own id) unwinds the caller at once; its waiters get TaskKilled."""
+    record: list[object] = []
+
+    def suicidal():
+        try:
+            yield KillTask((yield GetTid()))
+            record.append("went on")
+        finally:
+            record.append("unwound")
+
+    run(sched, catch(record, WaitTask(sched.new(suicidal())), TaskKilled))
+    assert record == ["unwound", ("caught", "TaskKilled")]

@@ -1,0 +1,94 @@
+"""Outcomes nobody collects (spec item 3): None results are not kept, the rest are kept up
+to keep_results, oldest forgotten first with a warning, and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import tracemalloc
+
+import pytest
+from helpers import noop, value_after
+
+import pyos
+from pyos import NewTask, WaitTask
+
+
+# -- 3. Outcomes nobody collects -----------------------------------------------------------
+def test_uncollected_none_results_keep_memory_flat() -> None:
+    """120k short handlers nobody waits for: no results kept, few tasks, flat memory."""
+    total, marks = 120_000, (12_000, 120_000)
+    seen: dict[int, tuple[int, int, int]] = {}
+    sched = pyos.Scheduler()
+
+    def server():
+        for i in range(1, total + 1):
+            yield NewTask(noop())
+            if i % 32 == 0:
+                yield  # a real server would wait for its next client here
+            if i in marks:
+                gc.collect()
+                seen[i] = (tracemalloc.get_traced_memory()[0], len(sched._results),
+                           len(sched._tasks))
+
+    tracemalloc.start()
+    try:
+        sched.new(server())
+        sched.mainloop()
+    finally:
+        tracemalloc.stop()
+        sched.close()
+    (early, early_results, early_tasks), (late, late_results, late_tasks) = (
+        seen[marks[0]], seen[marks[1]])
+    assert early_results == late_results == 0
+    assert early_tasks < 1000 and late_tasks < 1000
+    assert late - early < 1_000_000  # ~100k more tasks: proportional growth would be >10 MB
+
+
+def test_keep_results_forgets_the_oldest_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """None results are not kept; beyond keep_results others go oldest first, with a warning."""
+    sched = pyos.Scheduler(keep_results=3)
+    kept: list[object] = []
+    values: list[object] = []
+
+    def main():
+        tids = []
+        for value in (10, None, 20, 30, 40, 50):
+            tids.append((yield NewTask(value_after(value))))
+        for _ in range(3):
+            yield
+        kept.append(sorted(sched._results))
+        for tid in tids:
+            values.append((yield WaitTask(tid)))
+
+    sched.new(main())
+    with caplog.at_level(logging.WARNING, logger="pyos"):
+        sched.mainloop()
+    sched.close()
+    assert kept == [[5, 6, 7]]  # tids 2..7; 3 returned None
+    assert values == [None, None, None, 30, 40, 50]
+    assert len([r for r in caplog.records if "forgot" in r.getMessage()]) == 2
+
+
+def test_collected_outcomes_are_not_reported_as_uncollected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A parent that waits for every value-returning child gets no 'forgot' warnings."""
+    sched = pyos.Scheduler(keep_results=10)
+    values: list[object] = []
+
+    def parent():
+        for i in range(30):
+            tid = yield NewTask(value_after(i, 1 + i % 2))
+            if i % 3 == 0:
+                yield
+                yield  # some children finish before the wait, some after
+            values.append((yield WaitTask(tid)))
+
+    sched.new(parent())
+    with caplog.at_level(logging.WARNING, logger="pyos"):
+        sched.mainloop()
+    sched.close()
+    assert values == list(range(30))
+    assert [r.getMessage() for r in caplog.records if "forgot" in r.getMessage()] == []

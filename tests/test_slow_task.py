@@ -1,0 +1,81 @@
+"""Slow-task warnings: a task that runs too long without yielding is reported once.
+
+These tests sleep for real (a blocking time.sleep in the task), for tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from helpers import line_of
+
+import pyos
+from pyos import Ps
+
+
+# -- Slow-task warnings -----------------------------------------------------------------
+def hog(seconds):
+    time.sleep(seconds)
+    yield                              # the hog stops here
+
+
+def slow_records(caplog, **options) -> list[logging.LogRecord]:
+    """Run a task that blocks for 40 ms under Scheduler(**options); its warnings."""
+    sched = pyos.Scheduler(**options)
+    try:
+        sched.new(hog(0.04), name="hog")
+        sched.mainloop()
+    finally:
+        sched.close()
+    return [r for r in caplog.records if r.name == "pyos" and r.levelno >= logging.WARNING]
+
+
+def test_slow_task_warns_with_name_and_where(caplog):
+    """A task over 0.1 s is reported once at WARNING, with where it stopped; CPU counts it."""
+    caplog.set_level(logging.WARNING, logger="pyos")
+    infos = []
+
+    def main():
+        yield hog(0.15)
+        infos.extend((yield Ps()))
+
+    sched = pyos.Scheduler()
+    try:
+        sched.new(main(), name="slowpoke")
+        sched.mainloop()
+    finally:
+        sched.close()
+    [record] = [r for r in caplog.records if r.name == "pyos"]
+    assert record.levelno == logging.WARNING
+    match = re.fullmatch(r"<Task 1 'slowpoke'> ran (\d+) ms without yielding; "
+                         r"it is now at (.+):(\d+) in hog", record.getMessage())
+    assert match, record.getMessage()
+    assert 150 <= int(match[1]) < 1000
+    assert (match[2], int(match[3])) == (__file__, line_of(hog, "the hog stops here"))
+    assert infos[0].runs == 1 and infos[0].cpu >= 0.15
+
+
+def test_slow_task_threshold_is_configurable(caplog):
+    """slow_task sets the threshold; None turns the warning off."""
+    caplog.set_level(logging.WARNING, logger="pyos")
+    assert len(slow_records(caplog, slow_task=0.02)) == 1
+    caplog.clear()
+    assert slow_records(caplog, slow_task=None) == []
+    assert slow_records(caplog, slow_task=1.0) == []
+    assert slow_records(caplog) == []            # the default is 0.1 s
+
+
+def test_fast_tasks_are_not_reported(sched, caplog):
+    """Thousands of quick runs never trigger the warning."""
+    caplog.set_level(logging.DEBUG, logger="pyos")
+
+    def quick():
+        for _ in range(2000):
+            yield
+
+    sched.new(quick())
+    sched.new(quick())
+    sched.mainloop()
+    assert caplog.records == []
