@@ -1,5 +1,6 @@
 """Descriptors closed under a waiting task: through the socket layer, behind the kernel's
-back (found by the idle audit), and closed with their number reused.
+back (found by the idle audit, which runs at most once per audit_after), and closed
+with their number reused.
 
 Every test runs on both backends (the ``sched`` fixture).
 """
@@ -10,12 +11,13 @@ import errno
 import os
 import socket
 import time
+from itertools import pairwise
 
 import pytest
 from helpers import run
 
 import pyos
-from pyos import ReadWait, Sleep
+from pyos import KillTask, ReadWait, Sleep
 
 
 @pytest.mark.parametrize("op", ["recv", "sendall"])
@@ -96,3 +98,41 @@ def test_reused_fd_number_never_wakes_old_waiter(sched, socketpair):
         run(sched, waiter(), reuser())
         os.close(fd)
     assert record == [errno.EBADF]
+
+
+@pytest.mark.timeout(10)
+def test_audit_runs_at_most_once_per_audit_after(sched, socketpair):
+    """Timed polls that keep coming back empty (a task sleeping 5 ms again and again while
+    another waits to read) audit the descriptors at most once per audit_after, not once
+    per poll; and the audit does run while the kernel idles like this."""
+    a, _ = socketpair
+    sched.audit_after = 0.05
+    audits, empty_polls = [], [0]
+    real_audit, real_poll = sched._poller.audit, sched._poller.poll
+
+    def counting_audit():
+        audits.append(sched._last_audit)    # the clock() reading this audit was made at
+        real_audit()
+
+    def counting_poll(timeout):
+        woken = real_poll(timeout)
+        if timeout and not woken:
+            empty_polls[0] += 1
+        return woken
+
+    sched._poller.audit, sched._poller.poll = counting_audit, counting_poll
+
+    def reader():
+        yield ReadWait(a)
+
+    def ticker(reader_tid):
+        for _ in range(40):
+            yield Sleep(0.005)
+        yield KillTask(reader_tid)
+
+    start = time.perf_counter()
+    run(sched, ticker(sched.new(reader())))
+    elapsed = time.perf_counter() - start
+    assert empty_polls[0] >= 40
+    assert 2 <= len(audits) <= 1 + elapsed / sched.audit_after
+    assert all(later - earlier >= sched.audit_after for earlier, later in pairwise(audits))

@@ -1,4 +1,5 @@
-"""Faults and the end of mainloop: a failing task, deadlock, re-entry (spec items 5, 8).
+"""Faults and the end of mainloop: a failing task, a BaseException that stops the program,
+deadlock, re-entry (spec items 5, 8).
 
 Orderings are checked exactly with ``record`` lists.
 """
@@ -88,3 +89,75 @@ def test_mainloop_inside_a_task_raises_runtime_error_there(sched: pyos.Scheduler
 
     run(sched, nested(), noop())
     assert caught == ["caught", "caught"]
+
+
+# -- A BaseException that is not an Exception: the program's, not the task's ------------
+class Stop(BaseException):
+    """Not an Exception: stands for a test runner's stop, or any program-level exit."""
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("where", ["task", "sub-call"])
+@pytest.mark.parametrize("error", [Stop, KeyboardInterrupt])
+def test_base_exception_in_a_task_ends_mainloop_and_unwinds_the_rest(
+    sched: pyos.Scheduler, socketpair, caplog: pytest.LogCaptureFixture,
+    error: type[BaseException], where: str,
+) -> None:
+    """A BaseException that is not an Exception, raised in a task (or a sub-call of one),
+    leaves mainloop as that very object at once: no other task runs again, every one
+    (sleeping, waiting on I/O, waiting for the raiser, ready) is unwound, nothing is logged
+    at ERROR, and the scheduler can run new tasks afterwards."""
+    a, _ = socketpair
+    record: list[object] = []
+    raised: list[BaseException] = []
+    spins, spins_at_stop = [0], []
+
+    def guarded(label: str, call: object):
+        try:
+            yield call
+            record.append(f"{label} resumed")
+        finally:
+            record.append(label)
+
+    def spinner():
+        try:
+            while spins[0] < 1000:
+                spins[0] += 1
+                yield
+        finally:
+            record.append("spinner")
+
+    def stop_now():
+        yield
+        spins_at_stop.append(spins[0])
+        raised.append(error("stop"))
+        raise raised[0]
+
+    def stopper():
+        try:
+            yield                            # let every other task block first
+            try:
+                if where == "sub-call":
+                    yield stop_now()
+                else:
+                    yield from stop_now()
+            except Exception:
+                record.append("caught as an Exception")
+        finally:
+            record.append("stopper")
+
+    sched.new(guarded("sleeper", Sleep(3600)))
+    sched.new(guarded("reader", pyos.ReadWait(a)))
+    stopper_tid = sched.new(stopper())
+    sched.new(guarded("joiner", WaitTask(stopper_tid)))
+    sched.new(spinner())
+    with caplog.at_level(logging.DEBUG, logger="pyos"), pytest.raises(error) as info:
+        sched.mainloop()
+    assert info.value is raised[0]
+    assert spins[0] == spins_at_stop[0] > 0          # the loop did not go on
+    assert record[0] == "stopper"
+    assert sorted(record) == ["joiner", "reader", "sleeper", "spinner", "stopper"]
+    assert sched.ps() == [] and len(sched._poller) == 0
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    run(sched, record_steps(record, "after", 2))
+    assert record[-2:] == [("after", 0), ("after", 1)]

@@ -1,7 +1,7 @@
 """KillTask (spec item 4): its result, and what a killed task leaves behind: no I/O wait,
-no task wait, no place in the ready queue.
+no task wait, no place in the ready queue, no entry in the timer heap.
 
-Interleavings are checked with ordered ``record`` lists; nothing sleeps for real.
+Interleavings are checked with ordered ``record`` lists; nothing sleeps over a millisecond.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from helpers import catch, record_steps, run, value_after
+from helpers import catch, record_steps, run, ticker_sleep, value_after
 
 import pyos
 from pyos import GetTid, KillTask, NewTask, ReadWait, Sleep, TaskError, WaitTask
@@ -123,3 +123,34 @@ def test_task_may_kill_itself(sched: pyos.Scheduler) -> None:
 
     run(sched, catch(record, WaitTask(sched.new(suicidal())), TaskKilled))
     assert record == ["unwound", ("caught", "TaskKilled")]
+
+
+@pytest.mark.timeout(30)
+def test_killed_sleepers_do_not_stay_in_the_timer_heap(sched: pyos.Scheduler) -> None:
+    """5,000 tasks in Sleep(1e6), all killed: the timer heap shrinks to a few entries at
+    once, not at their deadlines; a surviving sleeper keeps its place, and new timers fire."""
+    n = 5000
+    record: list[object] = []
+
+    def main():
+        survivor = yield NewTask(ticker_sleep(1e6))
+        tids = []
+        for _ in range(n):
+            tids.append((yield NewTask(ticker_sleep(1e6))))
+        yield                                  # every sleeper is now in the heap
+        record.append(len(sched._timers))
+        killed = 0
+        for tid in tids:
+            killed += (yield KillTask(tid)) is True
+        record.append(killed)
+        record.append(len(sched._timers))
+        record.append([entry[2].tid for entry in sched._timers if entry[2] is not None])
+        yield Sleep(0.001)
+        record.append("woke")
+        record.append((yield KillTask(survivor)))
+
+    survivor_tid = 2                           # main is task 1
+    run(sched, main())
+    assert record[:2] == [n + 1, n]
+    assert record[2] < n // 10                 # killed sleepers hold no memory
+    assert record[3:] == [[survivor_tid], "woke", True]

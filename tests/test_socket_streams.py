@@ -1,4 +1,5 @@
-"""pyos.Socket streams: partial sends and EAGAIN through small buffers, short reads.
+"""pyos.Socket streams: partial sends and EAGAIN through small buffers, short reads, and
+sendall of buffers whose items are wider than a byte.
 
 Everything runs on both pollers (the ``sched`` fixture) and talks to 127.0.0.1 only.
 """
@@ -84,3 +85,32 @@ def test_send_waits_for_room_then_returns_the_count(sched, socketpair):
 
     run_watched(sched, sender(), drainer())
     assert record[0] is True and 0 < record[1] < 4 << 20
+
+
+@pytest.mark.parametrize("small_buffers", [False, True])
+def test_sendall_of_an_int_array_sends_every_byte(sched, socketpair, small_buffers):
+    """sendall(array.array('i', ...)) counts bytes, not items: the peer receives exactly
+    arr.tobytes(), whether it fits at once or goes through 4 KiB buffers piecemeal."""
+    a, b = socketpair
+    count = 200_000 if small_buffers else 1000   # 800 KB, or 4 KB that fits at once
+    arr = array.array("i", range(-count // 2, count - count // 2))
+    if small_buffers:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+    sender_sock, receiver_sock = pyos.Socket(a), pyos.Socket(b)
+    received, chunks = bytearray(), [0]
+
+    def sender():
+        yield sender_sock.sendall(arr)
+        sender_sock.shutdown()
+
+    def receiver():
+        while chunk := (yield receiver_sock.recv(65536)):
+            received.extend(chunk)
+            chunks[0] += 1
+
+    run_watched(sched, receiver(), sender())
+    assert len(received) == len(arr) * arr.itemsize
+    assert received == arr.tobytes()
+    if small_buffers:
+        assert chunks[0] > 10   # it really did go piecemeal
