@@ -145,8 +145,8 @@ class Kernel:
             outcome = (None, exc)
             if not task.quiet and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
                 log.error("%r failed", task, exc_info=exc)
-            if exc.__traceback__ is not None and not task.quiet:
-                traceback.clear_frames(exc.__traceback__)  # don't keep its sockets alive
+            if exc.__traceback__ is not None and not task.quiet and isinstance(exc, Exception):
+                traceback.clear_frames(exc.__traceback__)  # kept: don't keep its sockets alive
         task.outcome = outcome
         if self.trace:
             how = ("killed" if isinstance(exc, TaskKilled) else
