@@ -67,7 +67,7 @@ def describe_wait(task: Task, resumed: bool = False) -> str:
         return "ready"
     kind, detail = task.wait
     if kind == "sleep":
-        return f"sleeping for {max(0.0, detail - time.perf_counter()):.3f}s more"
+        return f"sleeping for {max(0.0, detail[0] - time.perf_counter()):.3f}s more"
     if kind == "task":
         return f"waiting for task {detail}"
     if kind == "call":

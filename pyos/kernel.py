@@ -74,9 +74,8 @@ class Kernel:
     # -- What system calls use -------------------------------------------------------------
     def sleep(self, task: Task, seconds: float) -> None:
         """Make task ready again after seconds; Sleep(0) lets every ready task go first."""
-        deadline = clock() + seconds
-        task.timer = entry = [deadline, next(self._seq), task]
-        task.wait = ("sleep", deadline)
+        entry = [clock() + seconds, next(self._seq), task]
+        task.wait = ("sleep", entry)
         heapq.heappush(self._timers, entry)
 
     def wait_io(self, task: Task, fd: int, event: str, file: Any = None) -> None:
@@ -97,6 +96,8 @@ class Kernel:
             raise RuntimeError(f"{waiter!r} cannot wait for itself")
         target = self._tasks.get(tid)
         if target is not None:
+            if target.joiners is None:
+                target.joiners = []
             target.joiners.append(waiter)
             waiter.wait = ("task", tid)
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
@@ -119,21 +120,22 @@ class Kernel:
 
     # -- Exits -----------------------------------------------------------------------------
     def _cancel_wait(self, task: Task) -> None:
-        if task.timer is not None:
-            task.timer[2] = None     # found and dropped when it reaches the top of the heap
-            task.timer = None
+        """Take task out of whatever it waits for: a timer, a descriptor, another task."""
+        if task.wait is None:
+            return
+        kind, detail = task.wait
+        task.wait = None
+        if kind == "sleep":
+            detail[2] = None         # found and dropped when it reaches the top of the heap
             self._cancelled += 1
             if self._cancelled > 64 and self._cancelled > len(self._timers) // 2:
                 self._timers = [entry for entry in self._timers if entry[2] is not None]
                 heapq.heapify(self._timers)   # killed long sleepers must not hold memory
                 self._cancelled = 0
-        if task.wait is not None:
-            kind, detail = task.wait
-            if kind in ("read", "write"):
-                self._poller.cancel(detail, kind)
-            elif kind == "task" and detail in self._tasks:
-                self._tasks[detail].joiners.remove(task)
-        task.wait = None
+        elif kind in ("read", "write"):
+            self._poller.cancel(detail, kind)
+        elif kind == "task" and detail in self._tasks:
+            self._tasks[detail].joiners.remove(task)
 
     def _exit(self, task: Task, exc: BaseException) -> None:
         """Task ended with exc: StopIteration(value), an error, or TaskKilled."""
@@ -152,12 +154,12 @@ class Kernel:
             how = ("killed" if isinstance(exc, TaskKilled) else
                    f"raised {exc!r}" if outcome[1] else "returned")
             log.info("%r exited: %s", task, how)
-        for waiter in task.joiners:
+        joiners, task.joiners = task.joiners or (), None
+        for waiter in joiners:
             waiter.wait = None
             self._deliver(waiter, task.tid, task.name, *outcome)
         if outcome[0] is not None or outcome[1] is not None:
-            self._keep(task.tid, (task.name, *outcome, bool(task.joiners)))
-        task.joiners.clear()
+            self._keep(task.tid, (task.name, *outcome, bool(joiners)))
         if not isinstance(exc, Exception):
             raise exc  # Ctrl-C, SystemExit, a test runner's stop: the program's, not the task's
 

@@ -137,7 +137,7 @@ class Scheduler(Kernel):
                 if task is None:
                     self._cancelled -= 1
                 else:
-                    task.timer = task.wait = None
+                    task.wait = None
                     self._ready.append(task)
 
     # -- Phase 3: run ----------------------------------------------------------------------

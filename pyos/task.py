@@ -5,6 +5,9 @@ Python runs ``yield from`` and ``await`` chains itself.  pyos adds Beazley's
 task's stack and runs it instead; when it returns, its value is sent to the frame below,
 and when it raises, the exception is thrown there.  Because the stack is a Python list
 rather than nested C calls, a task can be 20,000 calls deep without a RecursionError.
+The stack is kept as ``coro`` (the innermost frame, the one that runs) and ``callers``
+(the frames below it), a list made only once the task first calls a sub-coroutine: most
+tasks never do, and a blocked task should cost little memory.
 
 The kernel resumes a task with ``task.send(task.sendval)``: ``send`` is always the
 ``send`` method of the innermost frame (or, when an exception is pending, a function that
@@ -49,34 +52,22 @@ class Task:
     """One thread of control.  The kernel owns it; user code sees only its id."""
 
     __slots__ = (
-        "_exc",
-        "cpu",
-        "done",
-        "joiners",
-        "name",
-        "outcome",
-        "quiet",
-        "runs",
-        "send",
-        "sendval",
-        "stack",
-        "tid",
-        "timer",
-        "wait",
+        "_exc", "callers", "coro", "cpu", "done", "joiners", "name", "outcome", "quiet",
+        "runs", "send", "sendval", "tid", "wait",
     )
 
     def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
         check_target(target)
         self.tid = tid
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
-        self.stack: list[Any] = [target]      # outermost frame first, innermost last
+        self.coro: Any = target               # the innermost frame: the one that runs
+        self.callers: list[Any] | None = None  # the frames below it, outermost first
         self.send: Callable[[Any], Any] = target.send
         self.sendval: Any = None              # what the task's pending yield evaluates to
         self._exc: BaseException | None = None
         self.done = False
-        self.wait: tuple[str, Any] | None = None   # what it is blocked on, for ps and Deadlock
-        self.timer: list[Any] | None = None        # its entry in the kernel's timer heap
-        self.joiners: list[Task] = []              # tasks blocked in WaitTask on this one
+        self.wait: tuple[str, Any] | None = None   # what it is blocked on: ("read", fd), ...
+        self.joiners: list[Task] | None = None     # tasks blocked in WaitTask on this one
         self.runs = 0                              # how many times it has been resumed
         self.cpu = 0.0                             # seconds spent running it
         self.quiet = False                         # someone else reports its failure
@@ -92,13 +83,20 @@ class Task:
 
     def _throw(self, _value: object) -> Any:
         exc, self._exc = self._exc, None
-        innermost = self.stack[-1]
-        self.send = innermost.send
-        return innermost.throw(exc)
+        self.send = self.coro.send
+        return self.coro.throw(exc)
+
+    @property
+    def stack(self) -> list[Any]:
+        """Every frame of the trampoline stack, outermost first, innermost last."""
+        return [*(self.callers or ()), self.coro]
 
     def push(self, coro: Any) -> None:
         """Call coro as a sub-coroutine: it runs next, on top of the current frame."""
-        self.stack.append(coro)
+        if self.callers is None:
+            self.callers = []
+        self.callers.append(self.coro)
+        self.coro = coro
         self.send = coro.send
         self.sendval = None
 
@@ -109,13 +107,12 @@ class Task:
         the kernel, which is returned.  When the outermost frame ends, the task is over
         and its final exception is raised: StopIteration carries its return value.
         """
-        stack = self.stack
+        callers = self.callers
         while True:
-            stack.pop()
-            if not stack:
+            if not callers:
                 self.send = _finished
                 raise exc
-            caller = stack[-1]
+            self.coro = caller = callers.pop()
             self.send = caller.send
             try:
                 if type(exc) is StopIteration:
@@ -132,8 +129,8 @@ class Task:
         loop forever.  Whatever a frame raises while closing is logged, never propagated.
         """
         self.send = _finished
-        while self.stack:
-            coro = self.stack.pop()
+        frames, self.callers = self.stack, None
+        for coro in reversed(frames):
             for _attempt in range(3):
                 try:
                     coro.close()
