@@ -78,10 +78,15 @@ class Kernel:
         task.wait = ("sleep", entry)
         heapq.heappush(self._timers, entry)
 
-    def wait_io(self, task: Task, fd: int, event: str, file: Any = None) -> None:
-        """Block task until fd (of file) is ready for event ("read" or "write")."""
+    def wait_io(self, task: Task, wait: tuple[str, int], file: Any = None) -> None:
+        """Block task until the descriptor is ready: wait is ("read", fd) or ("write", fd).
+
+        file is what the descriptor was taken from, if anything: the poller trusts a
+        registration only for the same open file.
+        """
+        event, fd = wait
         self._poller.add(fd, event, task, file)
-        task.wait = (event, fd)
+        task.wait = wait
         if self._poller.broken:
             self._fail_broken()
 

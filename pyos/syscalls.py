@@ -51,7 +51,7 @@ class SystemCall:
 
     def __repr__(self) -> str:
         args = ", ".join(_short(v) for k, v in vars(self).items()
-                         if k not in ("task", "sched", "file"))
+                         if k not in ("task", "sched", "file", "wait"))
         return f"{type(self).__name__}({args})"
 
 
@@ -137,9 +137,10 @@ class ReadWait(SystemCall):
     def __init__(self, f: Any) -> None:
         self.fd = fileno(f)
         self.file = f
+        self.wait = ("read", self.fd)   # what ps will say it waits for, made once
 
     def handle(self) -> None:
-        self.sched.wait_io(self.task, self.fd, "read", self.file)
+        self.sched.wait_io(self.task, self.wait, self.file)
 
 
 class WriteWait(SystemCall):
@@ -148,9 +149,10 @@ class WriteWait(SystemCall):
     def __init__(self, f: Any) -> None:
         self.fd = fileno(f)
         self.file = f
+        self.wait = ("write", self.fd)   # what ps will say it waits for, made once
 
     def handle(self) -> None:
-        self.sched.wait_io(self.task, self.fd, "write", self.file)
+        self.sched.wait_io(self.task, self.wait, self.file)
 
 
 class NotifyClosed(SystemCall):
