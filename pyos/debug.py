@@ -141,6 +141,12 @@ def dump_on_signal(sched: Scheduler, signum: int) -> None:
     run_code = type(sched)._run_ready.__code__
 
     def handler(signum: int, frame: Any) -> None:
+        try:
+            _dump(signum, frame)
+        except Exception:  # whatever it raises would land in the frame it interrupted
+            pass
+
+    def _dump(signum: int, frame: Any) -> None:
         running, run_time = None, 0.0
         while frame is not None:            # was the signal taken while a task ran?
             if frame.f_code is run_code and "start" in frame.f_locals:

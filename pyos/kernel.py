@@ -43,6 +43,8 @@ class Kernel:
         self._results: dict[int, tuple[str, Any, BaseException | None, bool]] = {}
         self._keep_results = keep_results
         self.trace = trace
+        self._caller: Task | None = None     # the task whose system call is being handled
+        self._resume = False                 # handle() called schedule(_caller)
 
     # -- Tasks -----------------------------------------------------------------------------
     def new(self, target: Any, name: str | None = None) -> int:
@@ -57,7 +59,10 @@ class Kernel:
     def schedule(self, task: Task) -> None:
         """Make task ready to run; its yield will evaluate to ``task.sendval``."""
         task.wait = None
-        self._ready.append(task)
+        if task is self._caller:   # the task whose system call is being handled goes on now
+            self._resume = True
+        else:
+            self._ready.append(task)
 
     def tasks(self) -> list[Task]:
         """The live tasks, in order of creation (for introspection)."""
@@ -150,7 +155,10 @@ class Kernel:
             outcome: tuple[Any, BaseException | None] = (exc.value, None)
         else:
             outcome = (None, exc)
-            if not task.quiet and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
+            # run() raises its target's error, but only once every other task is done:
+            # while others still run, log it now, or the program carries on in silence.
+            report = not task.quiet or bool(self._tasks)
+            if report and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
                 log.error("%r failed", task, exc_info=exc)
             if exc.__traceback__ is not None and not task.quiet and isinstance(exc, Exception):
                 traceback.clear_frames(exc.__traceback__)  # kept: don't keep its sockets alive
@@ -190,10 +198,12 @@ class Kernel:
         self.schedule(waiter)
 
     def _fail_broken(self) -> None:
-        for task in self._poller.broken:
+        broken, self._poller.broken = self._poller.broken, []
+        for task in broken:
+            if task.done or task.wait is None or task.wait[0] not in ("read", "write"):
+                continue  # killed since its descriptor broke: nothing left to fail
             event, fd = task.wait
             task.wait = None
             task.throw(OSError(EBADF, f"fd {fd} was closed while {task!r} waited to {event} it"))
             self._ready.append(task)
-        self._poller.broken.clear()
 

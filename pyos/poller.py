@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import weakref
 from typing import Any
 
 from .errors import ResourceBusy
@@ -48,14 +49,18 @@ class Poller:
         """Make task wait until fd (from file, if given) is ready for event (READ or WRITE)."""
         table = self.readers if event == READ else self.writers
         if fd in self.readers or fd in self.writers:
-            if not self._alive(fd):
+            if not self._is_armed_for(fd, file) and not self._alive(fd):
                 self._break(fd)  # closed and the number reused: those waits are over
             elif fd in table:
                 raise ResourceBusy(
                     f"{task!r} cannot wait to {event} fd {fd}: {table[fd]!r} is already waiting"
                 )
         table[fd] = task
-        self._arm(fd, file)
+        try:
+            self._arm(fd, file)
+        except BaseException:
+            del table[fd]  # the OS refused: leave no waiter behind that nothing will wake
+            raise
 
     def cancel(self, fd: int, event: str) -> None:
         """Forget the waiter for (fd, event), for a task that is being killed."""
@@ -103,6 +108,10 @@ class Poller:
             return False
         return True
 
+    def _is_armed_for(self, fd: int, file: Any) -> bool:
+        """Is fd known, without a system call, to still be this very (open) file?"""
+        return False
+
     def _arm(self, fd: int, file: Any) -> None:
         """A waiter was added on fd: make the OS watch for what the waiters want."""
 
@@ -124,8 +133,6 @@ class SelectPoller(Poller):
 
     def _arm(self, fd: int, file: Any) -> None:
         if fd >= self.FD_SETSIZE:
-            self.readers.pop(fd, None)
-            self.writers.pop(fd, None)
             raise ValueError(
                 f"fd {fd} is too large for select() (FD_SETSIZE is {self.FD_SETSIZE}); "
                 "use Scheduler(poller='epoll')"
@@ -173,7 +180,9 @@ class EpollPoller(Poller):
     def __init__(self) -> None:
         super().__init__()
         self._epoll = select.epoll()
-        self._armed: dict[int, tuple[int, Any]] = {}  # fd -> (events watched, for which file)
+        # fd -> (events watched, a weak reference to the file they were armed for): weak,
+        # so that a socket its task dropped without closing is still freed (and closed).
+        self._armed: dict[int, tuple[int, Any]] = {}
 
     def close(self) -> None:
         self._epoll.close()
@@ -185,11 +194,15 @@ class EpollPoller(Poller):
     def _arm(self, fd: int, file: Any) -> None:
         want = ((select.EPOLLIN if fd in self.readers else 0)
                 | (select.EPOLLOUT if fd in self.writers else 0))
-        armed = self._armed.get(fd)
-        if (armed is not None and armed[1] is file and want & ~armed[0] == 0
-                and not isinstance(file, int) and file.fileno() == fd):
+        if want & ~self._armed.get(fd, (0, None))[0] == 0 and self._is_armed_for(fd, file):
             return  # this very file is watched for this already: no system call
         self._watch(fd, want, file)
+
+    def _is_armed_for(self, fd: int, file: Any) -> bool:
+        armed = self._armed.get(fd)
+        if armed is None or armed[1] is None or file is None:
+            return False
+        return armed[1]() is file and file.fileno() == fd  # the same file, still open
 
     def _watch(self, fd: int, mask: int, file: Any) -> None:
         """Make epoll watch exactly mask on fd (nothing at all for 0)."""
@@ -205,7 +218,14 @@ class EpollPoller(Poller):
             self._epoll.register(fd, mask)
         except FileExistsError:
             self._epoll.modify(fd, mask)
-        self._armed[fd] = (mask, file)
+        except PermissionError:  # EPERM: a regular file or directory, always "ready"
+            raise ValueError(f"fd {fd} ({file!r}) cannot be watched by epoll: regular files "
+                             "are always ready, so read them directly") from None
+        try:
+            ref = weakref.ref(file)
+        except TypeError:  # an int, or None: no file to trust, so no fast path next time
+            ref = None
+        self._armed[fd] = (mask, ref)
 
     def _drop(self, fd: int) -> None:
         if self._armed.pop(fd, None) is not None:
@@ -243,7 +263,8 @@ class EpollPoller(Poller):
                 else:
                     woken.append(task)
             if idle:
-                self._watch(fd, self._want(fd), self._armed.get(fd, (0, None))[1])
+                ref = self._armed.get(fd, (0, None))[1]
+                self._watch(fd, self._want(fd), ref and ref())
         return woken
 
 

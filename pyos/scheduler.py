@@ -198,28 +198,28 @@ class Scheduler(Kernel):
                 exc = error
 
     def _handle(self, task: Task, call: SystemCall) -> bool:
-        """Carry out call; True if the task should go on now (it is then off the queue)."""
+        """Carry out call; True if the task should go on now.
+
+        ``schedule(task)`` from inside handle() does not queue the caller: it sets
+        ``_resume``, and the caller goes on in this same turn.
+        """
         call.task, call.sched, task.sendval = task, self, None
-        ready = self._ready
-        mark = len(ready)
+        self._caller, self._resume = task, False
         try:
             call.handle()
         except Exception as exc:  # bad input: the error belongs to the caller, at its yield
             self._cancel_wait(task)
-            if task in ready[mark:]:  # it scheduled the task, then failed: resume it once
-                ready[mark:] = [t for t in ready[mark:] if t is not task]
             task.throw(exc)
             if self.trace:
                 log.info("%r %r -> raised %r", task, call, exc)
             return True
-        resume = bool(ready) and ready[-1] is task
-        if resume:
-            ready.pop()
-        elif task.wait is None and not task.done and task not in ready:
+        finally:
+            self._caller = None
+        if not self._resume and task.wait is None and not task.done:
             task.wait = ("call", call)   # a user-defined call parked it: say so in ps
         if self.trace:
-            log.info("%r %r -> %s", task, call, describe_wait(task, resumed=resume))
-        return resume
+            log.info("%r %r -> %s", task, call, describe_wait(task, resumed=self._resume))
+        return self._resume
 
     def _report_slow(self, task: Task, elapsed: float) -> None:
         where = task.frames()

@@ -143,6 +143,7 @@ class Socket:
         """
         fd = self.sock.fileno()
         self.sock.close()
+        self._more = True  # a later recv must fail on the socket, not wait on a stale fd
         return NotifyClosed(fd)
 
     def shutdown(self, how: int = socket.SHUT_WR) -> None:

@@ -36,6 +36,13 @@ COROUTINE_TYPES = (GeneratorType, CoroutineType)
 def check_target(target: object) -> None:
     """Raise TypeError, with advice, unless target is a generator or coroutine object."""
     if isinstance(target, COROUTINE_TYPES):
+        if isinstance(target, GeneratorType):
+            frame, started = target.gi_frame, target.gi_suspended or target.gi_running
+        else:
+            frame, started = target.cr_frame, target.cr_suspended or target.cr_running
+        if frame is None or started:  # another task (or a for loop) already drives it
+            raise ValueError(f"{target!r} has already {'finished' if frame is None else 'started'}:"
+                             " a task needs a fresh one (call the function again)")
         return
     hint = ""
     if callable(target):
@@ -57,8 +64,7 @@ class Task:
     )
 
     def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
-        check_target(target)
-        self.tid = tid
+        self.tid = tid  # target was checked by whoever made the task (check_target)
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
         self.coro: Any = target               # the innermost frame: the one that runs
         self.callers: list[Any] | None = None  # the frames below it, outermost first
