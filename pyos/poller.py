@@ -32,6 +32,9 @@ from .errors import ResourceBusy
 __all__ = ["EpollPoller", "Poller", "SelectPoller", "make_poller"]
 
 READ, WRITE = "read", "write"
+# epoll's event bits (absent from select where there is no epoll, as on macOS)
+_IN, _OUT = getattr(select, "EPOLLIN", 1), getattr(select, "EPOLLOUT", 4)
+_ERR, _HUP = getattr(select, "EPOLLERR", 8), getattr(select, "EPOLLHUP", 16)
 
 
 class Poller:
@@ -174,8 +177,8 @@ class SelectPoller(Poller):
 class EpollPoller(Poller):
     """Linux epoll with lazy, persistent, level-triggered registrations."""
 
-    _RD = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
-    _WR = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
+    _RD = _IN | _ERR | _HUP  # what wakes a reader: readable, or an error/hang-up to read
+    _WR = _OUT | _ERR | _HUP
 
     def __init__(self) -> None:
         super().__init__()
@@ -188,17 +191,18 @@ class EpollPoller(Poller):
         self._epoll.close()
 
     def _want(self, fd: int) -> int:
-        return ((select.EPOLLIN if fd in self.readers else 0)
-                | (select.EPOLLOUT if fd in self.writers else 0))
+        return (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
 
     def _arm(self, fd: int, file: Any) -> None:
-        want = ((select.EPOLLIN if fd in self.readers else 0)
-                | (select.EPOLLOUT if fd in self.writers else 0))
-        if want & ~self._armed.get(fd, (0, None))[0] == 0 and self._is_armed_for(fd, file):
-            return  # this very file is watched for this already: no system call
+        want = (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
+        armed = self._armed.get(fd)
+        if (armed is not None and want & ~armed[0] == 0 and armed[1] is not None
+                and armed[1]() is file and file.fileno() == fd):
+            return  # this very file, still open, is watched for this already: no system call
         self._watch(fd, want, file)
 
     def _is_armed_for(self, fd: int, file: Any) -> bool:
+        # The same test as _arm's fast path, which inlines it: it runs on every wait.
         armed = self._armed.get(fd)
         if armed is None or armed[1] is None or file is None:
             return False
