@@ -266,7 +266,7 @@ class EpollPoller(Poller):
         events = self._epoll.poll(-1 if timeout is None else timeout)
         woken: list[Any] = []
         readers, writers, rd, wr = self.readers, self.writers, self._RD, self._WR
-        for fd, ev in events:
+        for fd, ev in events:  # the two directions are written out: this runs per event
             idle = False  # an event nobody waits for: stop watching for it
             if ev & rd:
                 task = readers.pop(fd, None)
