@@ -149,7 +149,7 @@ class Scheduler(Kernel):
         slow = self.slow_task
         self._audit_due = True
         start = clock()
-        for task in batch:
+        for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
             try:
                 value = task.send(task.sendval)
             except BaseException as exc:  # its innermost frame returned or raised
@@ -239,8 +239,8 @@ class Scheduler(Kernel):
 def run(target: Any, **options: Any) -> Any:
     """Run target, and every task it starts, to completion; return target's result.
 
-    target's exception, if it fails, is raised here rather than logged.  options go to
-    ``Scheduler()``.
+    target's exception, if it fails, is raised here; it is also logged at once if other
+    tasks are still running then, so it is never silent.  options go to ``Scheduler()``.
     """
     sched = Scheduler(**options)
     try:
