@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pyos  # noqa: E402
-from pyos import ReadWait  # noqa: E402
+import pyos
+from pyos import ReadWait
 
 
 def handler(client: pyos.Socket) -> Iterator[Any]:
