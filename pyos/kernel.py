@@ -9,7 +9,6 @@ The main loop that runs tasks is ``Scheduler``, in scheduler.py.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import traceback
@@ -21,6 +20,7 @@ from .debug import TaskInfo, task_info
 from .errors import NoSuchTask, TaskError, TaskKilled
 from .poller import Poller
 from .task import Task, check_target
+from .timers import Timers
 
 __all__ = ["Kernel"]
 
@@ -33,9 +33,7 @@ class Kernel:
     def __init__(self, poller: Poller, keep_results: int, trace: bool) -> None:
         self._tasks: dict[int, Task] = {}
         self._ready: list[Task] = []
-        self._timers: list[list[Any]] = []   # heap of [deadline, seq, task or None]
-        self._cancelled = 0                  # entries in it whose task is None
-        self._seq = itertools.count()
+        self._timers = Timers()              # sleepers by deadline
         self._poller = poller
         self._tids = itertools.count(1)
         self._last_tid = 0
@@ -79,9 +77,7 @@ class Kernel:
     # -- What system calls use -------------------------------------------------------------
     def sleep(self, task: Task, seconds: float) -> None:
         """Make task ready again after seconds; Sleep(0) lets every ready task go first."""
-        entry = [clock() + seconds, next(self._seq), task]
-        task.wait = ("sleep", entry)
-        heapq.heappush(self._timers, entry)
+        task.wait = ("sleep", self._timers.add(clock() + seconds, task))
 
     def wait_io(self, task: Task, wait: tuple[str, int], file: Any = None) -> None:
         """Block task until the descriptor is ready: wait is ("read", fd) or ("write", fd).
@@ -136,12 +132,7 @@ class Kernel:
         kind, detail = task.wait
         task.wait = None
         if kind == "sleep":
-            detail[2] = None         # found and dropped when it reaches the top of the heap
-            self._cancelled += 1
-            if self._cancelled > 64 and self._cancelled > len(self._timers) // 2:
-                self._timers = [entry for entry in self._timers if entry[2] is not None]
-                heapq.heapify(self._timers)   # killed long sleepers must not hold memory
-                self._cancelled = 0
+            self._timers.cancel(detail)
         elif kind in ("read", "write"):
             self._poller.cancel(detail, kind)
         elif kind == "task" and detail in self._tasks:

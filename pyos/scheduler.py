@@ -21,7 +21,6 @@ services system calls use (sleep, wait_io, join, kill, exits), are in kernel.py.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import threading
@@ -93,7 +92,7 @@ class Scheduler(Kernel):
                 return           # nothing to poll for and work to do: skip the syscall
             timeout: float | None = 0
         else:
-            timeout = self._next_deadline() if self._timers else None
+            timeout = self._next_deadline() if self._timers.heap else None
             if timeout is None and not waiting:
                 raise Deadlock(deadlock_report(self._tasks.values()))
         if timeout is None and self._audit_due:
@@ -122,23 +121,16 @@ class Scheduler(Kernel):
             self._poller.audit()
 
     def _next_deadline(self) -> float | None:
-        timers = self._timers
-        while timers and timers[0][2] is None:
-            heapq.heappop(timers)        # a cancelled sleep
-            self._cancelled -= 1
-        return min(max(0.0, timers[0][0] - clock()), self.max_block) if timers else None
+        deadline = self._timers.next_deadline()
+        return None if deadline is None else min(max(0.0, deadline - clock()), self.max_block)
 
     # -- Phase 2: timers -------------------------------------------------------------------
     def _expire_timers(self) -> None:
-        timers = self._timers
-        if timers and timers[0][0] <= (now := clock()):
-            while timers and timers[0][0] <= now:
-                task = heapq.heappop(timers)[2]
-                if task is None:
-                    self._cancelled -= 1
-                else:
-                    task.wait = None
-                    self._ready.append(task)
+        heap = self._timers.heap
+        if heap and heap[0][0] <= (now := clock()):   # the common case is a quick no
+            for task in self._timers.expired(now):
+                task.wait = None
+                self._ready.append(task)
 
     # -- Phase 3: run ----------------------------------------------------------------------
     def _run_ready(self) -> None:
