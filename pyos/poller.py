@@ -53,7 +53,7 @@ class Poller:
         table = self.readers if event == READ else self.writers
         if fd in self.readers or fd in self.writers:
             if not self._is_armed_for(fd, file) and not self._alive(fd):
-                self._break(fd)  # closed and the number reused: those waits are over
+                self.forget(fd)  # closed and the number reused: those waits are over
             elif fd in table:
                 raise ResourceBusy(
                     f"{task!r} cannot wait to {event} fd {fd}: {table[fd]!r} is already waiting"
@@ -71,29 +71,19 @@ class Poller:
         if table.pop(fd, None) is not None:
             self._disarm(fd)
 
-    def forget(self, fd: int) -> None:
-        """fd was closed: move its waiters to ``broken`` and drop its registration."""
-        self._break(fd)
-
     def audit(self) -> None:
         """Find descriptors closed behind the kernel's back; their waiters become broken."""
         for fd in {*self.readers, *self.writers}:
             if not self._alive(fd):
-                self._break(fd)
+                self.forget(fd)
 
-    def _break(self, fd: int) -> None:
+    def forget(self, fd: int) -> None:
+        """fd was closed: move its waiters to ``broken`` and drop its registration."""
         for table in (self.readers, self.writers):
             task = table.pop(fd, None)
             if task is not None:
                 self.broken.append(task)
         self._drop(fd)
-
-    def _wake(self, fd: int, readable: bool, writable: bool, woken: list[Any]) -> None:
-        """Move the waiters that fd's event satisfies to woken (errors wake both)."""
-        if readable and fd in self.readers:
-            woken.append(self.readers.pop(fd))
-        if writable and fd in self.writers:
-            woken.append(self.writers.pop(fd))
 
     # What a backend provides.
     def poll(self, timeout: float | None) -> list[Any]:
@@ -167,9 +157,12 @@ class SelectPoller(Poller):
         woken: list[Any] = []
         for fd in {*r, *w}:
             if not self._alive(fd):  # closed and reused: the old waiter must not wake
-                self._break(fd)
+                self.forget(fd)
                 continue
-            self._wake(fd, fd in r, fd in w, woken)
+            if fd in r and fd in self.readers:
+                woken.append(self.readers.pop(fd))
+            if fd in w and fd in self.writers:
+                woken.append(self.writers.pop(fd))
             self._disarm(fd)
         return woken
 
@@ -208,15 +201,13 @@ class EpollPoller(Poller):
         return (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
 
     def _arm(self, fd: int, file: Any) -> None:
-        want = (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
-        armed = self._armed.get(fd)
-        if (armed is not None and want & ~armed[0] == 0 and armed[1] is not None
-                and armed[1]() is file and file.fileno() == fd):
+        want = self._want(fd)
+        if want & ~self._armed.get(fd, (0, None))[0] == 0 and self._is_armed_for(fd, file):
             return  # this very file, still open, is watched for this already: no system call
         self._watch(fd, want, file)
 
     def _is_armed_for(self, fd: int, file: Any) -> bool:
-        # The same test as _arm's fast path, which inlines it: it runs on every wait.
+        # add()'s shortcut writes this test out: it runs on every wait.
         armed = self._armed.get(fd)
         if armed is None or armed[1] is None or file is None:
             return False
