@@ -131,28 +131,30 @@ def fileno(f: Any) -> int:
     return fd
 
 
-class ReadWait(SystemCall):
+class _IOWait(SystemCall):
+    """Blocks until f (an int descriptor, or anything with ``fileno()``) is ready."""
+
+    event = ""  # "read" or "write": all a subclass says
+
+    def __init__(self, f: Any) -> None:
+        self.fd = fileno(f)
+        self.file = f
+        self.wait = (self.event, self.fd)   # what ps will say it waits for, made once
+
+    def handle(self) -> None:
+        self.sched.wait_io(self.task, self.wait, self.file)
+
+
+class ReadWait(_IOWait):
     """Blocks until f (an int descriptor, or anything with ``fileno()``) is readable."""
 
-    def __init__(self, f: Any) -> None:
-        self.fd = fileno(f)
-        self.file = f
-        self.wait = ("read", self.fd)   # what ps will say it waits for, made once
-
-    def handle(self) -> None:
-        self.sched.wait_io(self.task, self.wait, self.file)
+    event = "read"
 
 
-class WriteWait(SystemCall):
+class WriteWait(_IOWait):
     """Blocks until f (an int descriptor, or anything with ``fileno()``) is writable."""
 
-    def __init__(self, f: Any) -> None:
-        self.fd = fileno(f)
-        self.file = f
-        self.wait = ("write", self.fd)   # what ps will say it waits for, made once
-
-    def handle(self) -> None:
-        self.sched.wait_io(self.task, self.wait, self.file)
+    event = "write"
 
 
 class NotifyClosed(SystemCall):
