@@ -159,7 +159,12 @@ class Scheduler(Kernel):
                 self._report_slow(task, elapsed)
 
     def _trap(self, task: Task, value: Any, exc: BaseException | None = None) -> None:
-        """Serve what task yielded (or raised) until it blocks, gives up the CPU or exits."""
+        """Serve what task yielded (or raised) until it blocks, gives up the CPU or exits.
+
+        A system call is handled by Beazley's protocol: set ``call.task`` and
+        ``call.sched``, call ``handle()``.  ``schedule(task)`` from inside handle() does
+        not queue the caller: it sets ``_resume``, and the caller goes on in this turn.
+        """
         budget = self.calls_per_turn
         while True:
             if exc is not None:
@@ -170,16 +175,33 @@ class Scheduler(Kernel):
                 except BaseException as final:     # the outermost frame ended: task over
                     self._exit(task, final)
                     return
-            if value is None:
-                self._ready.append(task)
-                return
             if isinstance(value, SystemCall):
-                if not self._handle(task, value):
+                value.task, value.sched, task.sendval = task, self, None
+                self._caller, self._resume = task, False
+                try:
+                    value.handle()
+                except Exception as error:  # bad input: the caller's error, at its yield
+                    self._cancel_wait(task)
+                    task.throw(error)
+                    self._resume = True
+                    if self.trace:
+                        log.info("%r %r -> raised %r", task, value, error)
+                else:
+                    if self.trace:
+                        log.info("%r %r -> %s", task, value, describe_wait(task, self._resume))
+                finally:
+                    self._caller = None
+                if not self._resume:     # blocked (or exited): the next task's turn
+                    if task.wait is None and not task.done:
+                        task.wait = ("call", value)   # a user-defined call parked it
                     return
                 if not budget:           # it may go on, but others have waited long enough
                     self._ready.append(task)
                     return
                 budget -= 1
+            elif value is None:
+                self._ready.append(task)
+                return
             elif type(value) in COROUTINE_TYPES:
                 task.push(value)
             else:
@@ -188,30 +210,6 @@ class Scheduler(Kernel):
                 value, exc = task.send(task.sendval), None
             except BaseException as error:
                 exc = error
-
-    def _handle(self, task: Task, call: SystemCall) -> bool:
-        """Carry out call; True if the task should go on now.
-
-        ``schedule(task)`` from inside handle() does not queue the caller: it sets
-        ``_resume``, and the caller goes on in this same turn.
-        """
-        call.task, call.sched, task.sendval = task, self, None
-        self._caller, self._resume = task, False
-        try:
-            call.handle()
-        except Exception as exc:  # bad input: the error belongs to the caller, at its yield
-            self._cancel_wait(task)
-            task.throw(exc)
-            if self.trace:
-                log.info("%r %r -> raised %r", task, call, exc)
-            return True
-        finally:
-            self._caller = None
-        if not self._resume and task.wait is None and not task.done:
-            task.wait = ("call", call)   # a user-defined call parked it: say so in ps
-        if self.trace:
-            log.info("%r %r -> %s", task, call, describe_wait(task, resumed=self._resume))
-        return self._resume
 
     def _report_slow(self, task: Task, elapsed: float) -> None:
         where = task.frames()
