@@ -190,11 +190,12 @@ class EpollPoller(Poller):
         task waits on it, there is nothing to check and no system call to make.
         """
         armed = self._armed.get(fd)
-        if (armed is not None and armed[1] is not None and armed[1]() is file
-                and fd not in self.readers and fd not in self.writers
-                and armed[0] & (_IN if event == READ else _OUT) and file.fileno() == fd):
-            (self.readers if event == READ else self.writers)[fd] = task
-            return
+        if armed is not None:
+            table, bit = (self.readers, _IN) if event == READ else (self.writers, _OUT)
+            if (armed[0] & bit and fd not in table and armed[1] is not None
+                    and armed[1]() is file and file.fileno() == fd):
+                table[fd] = task
+                return
         super().add(fd, event, task, file)
 
     def _want(self, fd: int) -> int:
