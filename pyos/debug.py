@@ -60,8 +60,8 @@ def describe_wait(task: Task, resumed: bool = False) -> str:
     if task.done:
         return "exited"
     if resumed:
-        if task._exc is not None:   # e.g. WaitTask on a task that failed
-            return f"resumed with exception {task._exc!r}"
+        if task.pending_error is not None:   # e.g. WaitTask on a task that failed
+            return f"resumed with exception {task.pending_error!r}"
         return f"resumed with {reprlib.repr(task.sendval)}"
     if task.wait is None:
         return "ready"

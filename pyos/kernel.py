@@ -41,6 +41,9 @@ class Kernel:
         self._results: dict[int, tuple[str, Any, BaseException | None, bool]] = {}
         self._keep_results = keep_results
         self.trace = trace
+        # run()'s target: its failure is raised by run(), so logged only if others still run
+        self._main_tid = 0
+        self._main_outcome: tuple[Any, BaseException | None] = (None, None)
         self._caller: Task | None = None     # the task whose system call is being handled
         self._resume = False                 # handle() called schedule(_caller)
 
@@ -104,8 +107,9 @@ class Kernel:
         if target is not None:
             if target.joiners is None:
                 target.joiners = []
+            # Every waiter shares the first one's ("task", tid): 100,000 tasks may wait for one.
+            waiter.wait = target.joiners[0].wait if target.joiners else ("task", tid)
             target.joiners.append(waiter)
-            waiter.wait = ("task", tid)
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
             name, value, exc, _ = self._results.get(tid, ("", None, None, True))
             if tid in self._results:
@@ -148,12 +152,14 @@ class Kernel:
             outcome = (None, exc)
             # run() raises its target's error, but only once every other task is done:
             # while others still run, log it now, or the program carries on in silence.
-            report = not task.quiet or bool(self._tasks)
+            quiet = task.tid == self._main_tid
+            report = not quiet or bool(self._tasks)
             if report and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
                 log.error("%r failed", task, exc_info=exc)
-            if exc.__traceback__ is not None and not task.quiet and isinstance(exc, Exception):
+            if exc.__traceback__ is not None and not quiet and isinstance(exc, Exception):
                 traceback.clear_frames(exc.__traceback__)  # kept: don't keep its sockets alive
-        task.outcome = outcome
+        if task.tid == self._main_tid:
+            self._main_outcome = outcome
         if self.trace:
             how = ("killed" if isinstance(exc, TaskKilled) else
                    f"raised {exc!r}" if outcome[1] else "returned")

@@ -234,12 +234,11 @@ def run(target: Any, **options: Any) -> Any:
     """
     sched = Scheduler(**options)
     try:
-        task = sched._tasks[sched.new(target)]
-        task.quiet = True
+        sched._main_tid = sched.new(target)
         sched.mainloop()
     finally:
         sched.close()
-    value, exc = task.outcome
+    value, exc = sched._main_outcome
     if exc is not None:
         raise exc
     return value

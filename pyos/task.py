@@ -61,8 +61,8 @@ class Task:
     """One thread of control.  The kernel owns it; user code sees only its id."""
 
     __slots__ = (
-        "_exc", "callers", "coro", "cpu", "done", "joiners", "name", "outcome", "quiet",
-        "runs", "send", "sendval", "tid", "wait",
+        "callers", "coro", "cpu", "done", "joiners", "name", "runs", "send", "sendval", "tid",
+        "wait",
     )
 
     def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
@@ -71,28 +71,33 @@ class Task:
         self.coro: Any = target               # the innermost frame: the one that runs
         self.callers: list[Any] | None = None  # the frames below it, outermost first
         self.send: Callable[[Any], Any] = target.send
-        self.sendval: Any = None              # what the task's pending yield evaluates to
-        self._exc: BaseException | None = None
+        self.sendval: Any = None    # what its pending yield evaluates to (or raises: throw)
         self.done = False
         self.wait: tuple[str, Any] | None = None   # what it is blocked on: ("read", fd), ...
         self.joiners: list[Task] | None = None     # tasks blocked in WaitTask on this one
         self.runs = 0                              # how many times it has been resumed
         self.cpu = 0.0                             # seconds spent running it
-        self.quiet = False                         # someone else reports its failure
-        self.outcome: tuple[Any, BaseException | None] = (None, None)  # (value, error)
 
     def __repr__(self) -> str:
         return f"<Task {self.tid} {self.name!r}>"
 
     def throw(self, exc: BaseException) -> None:
-        """Make the task's pending yield raise exc when it next runs."""
-        self._exc = exc
+        """Make the task's pending yield raise exc when it next runs.
+
+        exc waits in ``sendval``, so the kernel's ``task.send(task.sendval)`` hands it to
+        ``_throw``: a task needs no field of its own for a rare event.
+        """
+        self.sendval = exc
         self.send = self._throw
 
-    def _throw(self, _value: object) -> Any:
-        exc, self._exc = self._exc, None
+    def _throw(self, exc: BaseException) -> Any:
         self.send = self.coro.send
         return self.coro.throw(exc)
+
+    @property
+    def pending_error(self) -> BaseException | None:
+        """The exception its pending yield will raise, if throw() was called."""
+        return self.sendval if getattr(self.send, "__func__", None) is Task._throw else None
 
     @property
     def stack(self) -> list[Any]:
