@@ -35,6 +35,7 @@ SERVERS: dict[str, tuple[list[str], str | None]] = {
     "curio": ([str(SERVER_DIR / "curio_server.py")], "curio"),
     "trio": ([str(SERVER_DIR / "trio_server.py")], "trio"),
     "epoll-callbacks": ([str(SERVER_DIR / "epoll_server.py")], None),
+    "generator-floor": ([str(SERVER_DIR / "generator_floor.py")], None),
 }
 CLIENT_BOUND = 0.8  # client CPU / wall above this: the client, not the server, is the limit
 NOISY = 0.25        # other processes used more than this share of a core: measure again

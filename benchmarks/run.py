@@ -1,4 +1,4 @@
-"""``make bench``: pyos against asyncio, uvloop, curio, trio and a bare epoll loop.
+"""``make bench``: pyos against asyncio, uvloop, curio, trio, bare epoll and generator loops.
 
     python benchmarks/run.py [--quick] [--only switches,memory,echo,c10k]
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         conns = [10, 100] if quick else [1, 10, 100, 1000]
         sizes = [100] if quick else [100, 10240]
         names = ["pyos", "asyncio-streams", "asyncio-protocol", "uvloop-protocol", "curio",
-                 "trio", "epoll-callbacks"]
+                 "trio", "epoll-callbacks", "generator-floor"]
         res["echo"] = run_echo(
             names, [(c, s) for s in sizes for c in conns], args.passes or (3 if quick else 4),
             args.duration or (0.5 if quick else 1.5), 0.2 if quick else 0.3, log,
