@@ -154,3 +154,42 @@ def test_killed_sleepers_do_not_stay_in_the_timer_heap(sched: pyos.Scheduler) ->
     assert record[:2] == [n + 1, n]
     assert record[2] < n // 10                 # killed sleepers hold no memory
     assert record[3:] == [[survivor_tid], "woke", True]
+
+
+def test_waiters_of_one_task_survive_the_first_waiter_being_killed(
+    sched: pyos.Scheduler,
+) -> None:
+    """Waiters of one task share a wait record (memory: 100,000 may wait for one task).
+    Killing the first waiter must leave the others waiting, described right in ps, and
+    each still gets the outcome; a waiter that joins after the kill shares it too."""
+    record: list[object] = []
+    release = [False]
+
+    def target():
+        while not release[0]:
+            yield
+        return "done"
+
+    def waiter(label, tid):
+        record.append((label, (yield WaitTask(tid))))
+
+    def main():
+        tid = yield NewTask(target())
+        first = yield NewTask(waiter("first", tid))
+        yield NewTask(waiter("second", tid))
+        yield                      # both are now blocked in WaitTask
+        record.append(("kill", (yield KillTask(first))))
+        yield NewTask(waiter("third", tid))
+        yield
+        states = sorted(i.state for i in (yield pyos.Ps()) if i.name.endswith("waiter"))
+        record.append(("ps", states))
+        release[0] = True
+
+    sched.new(main())
+    sched.mainloop()
+    assert record == [
+        ("kill", True),
+        ("ps", ["waiting for task 2", "waiting for task 2"]),
+        ("second", "done"),
+        ("third", "done"),
+    ]
