@@ -102,7 +102,7 @@ class Scheduler(Kernel):
             log.info("woke %s", ", ".join(f"{t!r} ({describe_wait(t)})" for t in woken))
         for task in woken:
             task.wait = None
-            self._ready.append(task)
+        self._ready += woken
         if timeout and not woken and self._audit_due:
             self._audit()
         if poller.broken:
