@@ -89,10 +89,8 @@ class Kernel:
         registration only for the same open file.
         """
         event, fd = wait
-        self._poller.add(fd, event, task, file)
+        self._poller.add(fd, event, task, file)  # old waiters of a reused fd: see _poll_io
         task.wait = wait
-        if self._poller.broken:
-            self._fail_broken()
 
     def notify_closed(self, fd: int) -> None:
         """fd was closed: every task waiting on it gets OSError(EBADF) at once."""

@@ -86,6 +86,8 @@ class Scheduler(Kernel):
     # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
         poller = self._poller
+        if poller.broken:  # a wait found a descriptor closed under earlier waiters
+            self._fail_broken()
         waiting = poller.readers or poller.writers
         if self._ready:
             if not waiting:
