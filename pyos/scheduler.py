@@ -145,7 +145,7 @@ class Scheduler(Kernel):
         start = clock()
         for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
             try:
-                value = task.send(task.sendval)
+                value = task.coro.send(task.sendval)
             except BaseException as exc:  # its innermost frame returned or raised
                 self._trap(task, None, exc)
             else:
@@ -209,7 +209,7 @@ class Scheduler(Kernel):
             else:
                 task.throw(TypeError(bad_yield(task, value)))
             try:
-                value, exc = task.send(task.sendval), None
+                value, exc = task.coro.send(task.sendval), None
             except BaseException as error:
                 exc = error
 

@@ -9,16 +9,16 @@ The stack is kept as ``coro`` (the innermost frame, the one that runs) and ``cal
 (the frames below it), a list made only once the task first calls a sub-coroutine: most
 tasks never do, and a blocked task should cost little memory.
 
-The kernel resumes a task with ``task.send(task.sendval)``: ``send`` is always the
-``send`` method of the innermost frame (or, when an exception is pending, a function that
-throws it), so the common case is one attribute lookup and one call.
+The kernel resumes a task with ``task.coro.send(task.sendval)``.  To make a task's
+pending yield raise instead, ``throw()`` pushes a one-shot frame that raises: the
+trampoline then throws the exception into the frame below, as it does for any call that
+fails, and the kernel's common case stays one attribute lookup and one call.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from types import CoroutineType, GeneratorType
 from typing import Any
 
@@ -52,17 +52,28 @@ def check_target(target: object) -> None:
     raise TypeError(f"a task must be a generator or coroutine object, not {target!r}{hint}")
 
 
-def _finished(_value: object) -> Any:
-    """Stands in for ``send`` once a task has exited, so a stale queue entry is harmless."""
-    raise StopIteration
+class _Raise:
+    """A frame that raises exc when resumed: what ``Task.throw`` pushes on the stack."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def send(self, _value: object) -> Any:
+        raise self.exc
+
+    throw = send
+
+    def close(self) -> None:
+        pass
 
 
 class Task:
     """One thread of control.  The kernel owns it; user code sees only its id."""
 
     __slots__ = (
-        "callers", "coro", "cpu", "done", "joiners", "name", "runs", "send", "sendval", "tid",
-        "wait",
+        "callers", "coro", "cpu", "done", "joiners", "name", "runs", "sendval", "tid", "wait",
     )
 
     def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
@@ -70,8 +81,7 @@ class Task:
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
         self.coro: Any = target               # the innermost frame: the one that runs
         self.callers: list[Any] | None = None  # the frames below it, outermost first
-        self.send: Callable[[Any], Any] = target.send
-        self.sendval: Any = None    # what its pending yield evaluates to (or raises: throw)
+        self.sendval: Any = None              # what the task's pending yield evaluates to
         self.done = False
         self.wait: tuple[str, Any] | None = None   # what it is blocked on: ("read", fd), ...
         self.joiners: list[Task] | None = None     # tasks blocked in WaitTask on this one
@@ -84,20 +94,15 @@ class Task:
     def throw(self, exc: BaseException) -> None:
         """Make the task's pending yield raise exc when it next runs.
 
-        exc waits in ``sendval``, so the kernel's ``task.send(task.sendval)`` hands it to
-        ``_throw``: a task needs no field of its own for a rare event.
+        A rare event, so it costs nothing until it happens: a frame that raises exc goes
+        on top of the stack, and the trampoline throws exc into the frame below.
         """
-        self.sendval = exc
-        self.send = self._throw
-
-    def _throw(self, exc: BaseException) -> Any:
-        self.send = self.coro.send
-        return self.coro.throw(exc)
+        self.push(_Raise(exc))
 
     @property
     def pending_error(self) -> BaseException | None:
         """The exception its pending yield will raise, if throw() was called."""
-        return self.sendval if getattr(self.send, "__func__", None) is Task._throw else None
+        return self.coro.exc if type(self.coro) is _Raise else None
 
     @property
     def stack(self) -> list[Any]:
@@ -110,7 +115,6 @@ class Task:
             self.callers = []
         self.callers.append(self.coro)
         self.coro = coro
-        self.send = coro.send
         self.sendval = None
 
     def advance(self, exc: BaseException) -> Any:
@@ -123,10 +127,8 @@ class Task:
         callers = self.callers
         while True:
             if not callers:
-                self.send = _finished
-                raise exc
+                raise exc  # (a stale queue entry sends to the finished frame: harmless)
             self.coro = caller = callers.pop()
-            self.send = caller.send
             try:
                 if type(exc) is StopIteration:
                     return caller.send(exc.value)
@@ -141,7 +143,6 @@ class Task:
         again, which abandons that finally block; a few tries end any frame that does not
         loop forever.  Whatever a frame raises while closing is logged, never propagated.
         """
-        self.send = _finished
         frames, self.callers = self.stack, None
         for coro in reversed(frames):
             for _attempt in range(3):
