@@ -55,10 +55,11 @@ def check_target(target: object) -> None:
 class _Raise:
     """A frame that raises exc when resumed: what ``Task.throw`` pushes on the stack."""
 
-    __slots__ = ("exc",)
+    __slots__ = ("exc", "tb")
 
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+        self.tb = exc.__traceback__
 
     def send(self, _value: object) -> Any:
         raise self.exc
@@ -67,6 +68,23 @@ class _Raise:
 
     def close(self) -> None:
         pass
+
+
+class _Finished:
+    """What a finished or killed task's stack holds: a stale queue entry stops here."""
+
+    __slots__ = ()
+
+    def send(self, _value: object) -> Any:
+        raise StopIteration
+
+    throw = send
+
+    def close(self) -> None:
+        pass
+
+
+_FINISHED = _Finished()
 
 
 class Task:
@@ -97,7 +115,10 @@ class Task:
         A rare event, so it costs nothing until it happens: a frame that raises exc goes
         on top of the stack, and the trampoline throws exc into the frame below.
         """
-        self.push(_Raise(exc))
+        if type(self.coro) is _Raise:   # thrown twice before it ran: the last one wins
+            self.coro = _Raise(exc)
+        else:
+            self.push(_Raise(exc))
 
     @property
     def pending_error(self) -> BaseException | None:
@@ -125,16 +146,19 @@ class Task:
         and its final exception is raised: StopIteration carries its return value.
         """
         callers = self.callers
+        thrown = type(self.coro) is _Raise   # a pending throw, not a frame that ended
+        if thrown:
+            exc = exc.with_traceback(self.coro.tb)
         while True:
             if not callers:
                 raise exc  # (a stale queue entry sends to the finished frame: harmless)
             self.coro = caller = callers.pop()
             try:
-                if type(exc) is StopIteration:
+                if type(exc) is StopIteration and not thrown:
                     return caller.send(exc.value)
                 return caller.throw(exc)
             except BaseException as error:
-                exc = error
+                exc, thrown = error, False
 
     def close(self) -> None:
         """Unwind every frame, innermost first, so that each one's finally blocks run.
@@ -154,6 +178,7 @@ class Task:
                 except Exception:
                     log.exception("task %d (%s) raised while being unwound", self.tid, self.name)
                     break
+        self.coro = _FINISHED  # a frame that resisted must never be resumed
 
     def frames(self) -> list[tuple[str, int, str]]:
         """Where the task stands: (file, line, function) for every frame, innermost last.
