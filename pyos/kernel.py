@@ -105,8 +105,12 @@ class Kernel:
         if target is not None:
             if target.joiners is None:
                 target.joiners = []
-            # Every waiter shares the first one's ("task", tid): 100,000 tasks may wait for one.
-            waiter.wait = target.joiners[0].wait if target.joiners else ("task", tid)
+            # Waiters share one ("task", tid): 100,000 tasks may wait for one.  (The first
+            # waiter's, unless a user-defined call has since sent it elsewhere.)
+            wait = ("task", tid)
+            if target.joiners and target.joiners[0].wait == wait:
+                wait = target.joiners[0].wait
+            waiter.wait = wait
             target.joiners.append(waiter)
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
             name, value, exc, _ = self._results.get(tid, ("", None, None, True))
@@ -136,7 +140,7 @@ class Kernel:
         if kind == "sleep":
             self._timers.cancel(detail)
         elif kind in ("read", "write"):
-            self._poller.cancel(detail, kind)
+            self._poller.cancel(detail, kind, task)
         elif kind == "task" and detail in self._tasks:
             self._tasks[detail].joiners.remove(task)
 

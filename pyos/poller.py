@@ -65,10 +65,11 @@ class Poller:
             del table[fd]  # the OS refused: leave no waiter behind that nothing will wake
             raise
 
-    def cancel(self, fd: int, event: str) -> None:
-        """Forget the waiter for (fd, event), for a task that is being killed."""
+    def cancel(self, fd: int, event: str, task: Any) -> None:
+        """Forget task's wait for (fd, event), for a task that is being killed."""
         table = self.readers if event == READ else self.writers
-        if table.pop(fd, None) is not None:
+        if table.get(fd) is task:  # not a broken waiter's number, now another task's
+            del table[fd]
             self._disarm(fd)
 
     def audit(self) -> None:
