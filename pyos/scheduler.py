@@ -189,13 +189,13 @@ class Scheduler(Kernel):
                     if self.trace:
                         log.info("%r %r -> raised %r", task, value, error)
                 else:
+                    if not self._resume and task.wait is None and not task.done:
+                        task.wait = ("call", value)   # a user-defined call parked it
                     if self.trace:
                         log.info("%r %r -> %s", task, value, describe_wait(task, self._resume))
                 finally:
                     self._caller = None
                 if not self._resume:     # blocked (or exited): the next task's turn
-                    if task.wait is None and not task.done:
-                        task.wait = ("call", value)   # a user-defined call parked it
                     return
                 if not budget:           # it may go on, but others have waited long enough
                     self._ready.append(task)
