@@ -213,8 +213,7 @@ class EpollPoller(Poller):
         self._watch(fd, want, file)
 
     def _is_armed_for(self, fd: int, file: Any) -> bool:
-        # add()'s shortcut writes this test out: it runs on every wait.
-        armed = self._armed.get(fd)
+        armed = self._armed.get(fd)  # (add()'s shortcut tests the same, per direction)
         if armed is None or armed[1] is None or file is None:
             return False
         return armed[1]() is file and file.fileno() == fd  # the same file, still open
