@@ -177,11 +177,10 @@ class EpollPoller(Poller):
     def __init__(self) -> None:
         super().__init__()
         self._epoll = select.epoll()
-        # fd -> (events watched, a weak reference to the file they were armed for): weak,
-        # so that a socket its task dropped without closing is still freed (and closed).
-        self._armed: dict[int, tuple[int, Any]] = {}
-        # The same references again, one table per direction the registration watches:
-        # add()'s shortcut then needs one lookup, as it runs on every wait.
+        self._armed: dict[int, int] = {}  # fd -> the events epoll watches on it
+        # fd -> a weak reference to the file epoll watches it for, one table per direction
+        # (add()'s shortcut needs one lookup); weak, so that a socket its task dropped
+        # without closing is still freed, and closed.  A bare int is never in them.
         self._reading: dict[int, Any] = {}
         self._writing: dict[int, Any] = {}
 
@@ -208,15 +207,15 @@ class EpollPoller(Poller):
 
     def _arm(self, fd: int, file: Any) -> None:
         want = self._want(fd)
-        if want & ~self._armed.get(fd, (0, None))[0] == 0 and self._is_armed_for(fd, file):
+        if want & ~self._armed.get(fd, 0) == 0 and self._is_armed_for(fd, file):
             return  # this very file, still open, is watched for this already: no system call
         self._watch(fd, want, file)
 
     def _is_armed_for(self, fd: int, file: Any) -> bool:
-        armed = self._armed.get(fd)  # (add()'s shortcut tests the same, per direction)
-        if armed is None or armed[1] is None or file is None:
+        ref = self._reading.get(fd) or self._writing.get(fd)  # (add() tests the same)
+        if ref is None or file is None:
             return False
-        return armed[1]() is file and file.fileno() == fd  # the same file, still open
+        return ref() is file and file.fileno() == fd  # the same file, still open
 
     def _watch(self, fd: int, mask: int, file: Any) -> None:
         """Make epoll watch exactly mask on fd (nothing at all for 0)."""
@@ -239,7 +238,7 @@ class EpollPoller(Poller):
             ref = weakref.ref(file)
         except TypeError:  # an int, or None: no file to trust, so no fast path next time
             ref = None
-        self._armed[fd] = (mask, ref)
+        self._armed[fd] = mask
         for watching, bit in ((self._reading, _IN), (self._writing, _OUT)):
             if mask & bit and ref is not None:
                 watching[fd] = ref
@@ -256,11 +255,11 @@ class EpollPoller(Poller):
                 pass
 
     def _alive(self, fd: int) -> bool:
-        armed = self._armed.get(fd)
-        if armed is None:
+        mask = self._armed.get(fd)
+        if mask is None:
             return super()._alive(fd)
         try:  # fails with ENOENT when the file registered under fd was closed
-            self._epoll.modify(fd, armed[0])
+            self._epoll.modify(fd, mask)
         except OSError as exc:
             return exc.errno not in (errno.ENOENT, errno.EBADF)
         return True
@@ -284,7 +283,7 @@ class EpollPoller(Poller):
                 else:
                     woken.append(task)
             if idle:
-                ref = self._armed.get(fd, (0, None))[1]
+                ref = self._reading.get(fd) or self._writing.get(fd)
                 self._watch(fd, self._want(fd), ref and ref())
         return woken
 

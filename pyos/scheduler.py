@@ -86,7 +86,7 @@ class Scheduler(Kernel):
     # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
         poller = self._poller
-        if poller.broken:  # a wait found a descriptor closed under earlier waiters
+        if poller.broken:  # waiters whose descriptor was closed under them: fail them first
             self._fail_broken()
         waiting = poller.readers or poller.writers
         if self._ready:
@@ -106,9 +106,7 @@ class Scheduler(Kernel):
             task.wait = None
         self._ready += woken
         if timeout and not woken and self._audit_due:
-            self._audit()
-        if poller.broken:
-            self._fail_broken()
+            self._audit()        # (what it finds broken is failed as the next cycle begins)
 
     def _audit(self) -> None:
         """The kernel had nothing to do: look for descriptors closed behind its back.
