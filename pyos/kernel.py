@@ -44,6 +44,7 @@ class Kernel:
         # run()'s target: its failure is raised by run(), so logged only if others still run
         self._main_tid = 0
         self._main_outcome: tuple[Any, BaseException | None] = (None, None)
+        self.current: Task | None = None     # the task running now (runtime.current_tid)
         self._caller: Task | None = None     # the task whose system call is being handled
         self._resume = False                 # handle() called schedule(_caller)
 

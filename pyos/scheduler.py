@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from time import perf_counter as clock
 from typing import Any
 
@@ -31,13 +30,13 @@ from .debug import bad_yield, deadlock_report, describe_wait, dump_on_signal
 from .errors import Deadlock
 from .kernel import Kernel
 from .poller import make_poller
+from .runtime import current_kernel, set_kernel
 from .syscalls import SystemCall
 from .task import COROUTINE_TYPES, Task
 
 __all__ = ["Scheduler", "run"]
 
 log = logging.getLogger("pyos")
-_this_thread = threading.local()  # which scheduler, if any, is running in this thread
 
 
 class Scheduler(Kernel):
@@ -69,9 +68,9 @@ class Scheduler(Kernel):
 
     def mainloop(self) -> None:
         """Run until every task has exited.  Raises Deadlock if none ever could."""
-        if getattr(_this_thread, "running", None) is not None:
+        if current_kernel() is not None:
             raise RuntimeError("mainloop() cannot be called from inside a running task")
-        _this_thread.running = self
+        set_kernel(self)
         try:
             while self._tasks:
                 self._poll_io()          # 1. wait for descriptors, as long as nothing else to do
@@ -81,7 +80,7 @@ class Scheduler(Kernel):
             self._abort()
             raise
         finally:
-            _this_thread.running = None
+            set_kernel(None)
 
     # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
@@ -142,6 +141,7 @@ class Scheduler(Kernel):
         self._audit_due = True
         start = clock()
         for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
+            self.current = task
             try:
                 value = task.coro.send(task.sendval)
             except BaseException as exc:  # its innermost frame returned or raised
@@ -157,6 +157,7 @@ class Scheduler(Kernel):
             task.cpu += elapsed
             if elapsed > slow:
                 self._report_slow(task, elapsed)
+        self.current = None
 
     def _trap(self, task: Task, value: Any, exc: BaseException | None = None) -> None:
         """Serve what task yielded (or raised) until it blocks, gives up the CPU or exits.
