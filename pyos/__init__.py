@@ -4,11 +4,25 @@ Tasks are generators or ``async def`` coroutines that talk to the kernel by yiel
 system calls.  Start with ``pyos.run(main())``; see README.md for a tour.
 """
 
+from .clock import VirtualClock
 from .debug import TaskInfo, format_ps
-from .errors import Deadlock, NoSuchTask, PyosError, ResourceBusy, TaskError, TaskKilled
+from .errors import (
+    Cancelled,
+    Deadlock,
+    NoSuchTask,
+    OutcomeForgotten,
+    PyosError,
+    ResourceBusy,
+    TaskCancelled,
+    TaskError,
+    TaskKilled,
+    TaskTimeout,
+)
+from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .sockets import Socket, listen, open_connection
 from .syscalls import (
+    CancelTask,
     GetTid,
     KillTask,
     NewTask,
@@ -20,10 +34,14 @@ from .syscalls import (
     WaitTask,
     WriteWait,
 )
+from .timeouts import TimeoutScope, ignore_after, timeout_after
+from .waits import WaitQueue
 
 __all__ = [
-    "Deadlock", "GetTid", "KillTask", "NewTask", "NoSuchTask", "NotifyClosed", "Ps",
-    "PyosError", "ReadWait", "ResourceBusy", "Scheduler", "Sleep", "Socket", "SystemCall",
-    "TaskError", "TaskInfo", "TaskKilled", "WaitTask", "WriteWait", "format_ps", "listen",
-    "open_connection", "run",
+    "CancelTask", "Cancelled", "Deadlock", "GetTid", "KillTask", "NewTask", "NoSuchTask",
+    "NotifyClosed", "OutcomeForgotten", "Ps", "PyosError", "ReadWait", "ResourceBusy",
+    "Scheduler", "Sleep", "Socket", "SystemCall", "TaskCancelled", "TaskError", "TaskInfo",
+    "TaskKilled", "TaskTimeout", "TimeoutScope", "VirtualClock", "WaitQueue", "WaitTask",
+    "WriteWait", "current_tid", "format_ps", "ignore_after", "listen", "open_connection",
+    "run", "timeout_after",
 ]

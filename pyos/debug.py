@@ -12,7 +12,7 @@ import reprlib
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .scheduler import Scheduler
 
 __all__ = [
-    "TaskInfo", "bad_yield", "deadlock_report", "describe_wait", "dump_on_signal",
+    "TaskInfo", "bad_yield", "deadlock_report", "describe_resumed", "dump_on_signal",
     "format_ps", "task_info",
 ]
 
@@ -55,29 +55,17 @@ def _frame(frame: tuple[str, int, str]) -> str:
     return f"{os.path.basename(filename)}:{line}:{func}"
 
 
-def describe_wait(task: Task, resumed: bool = False) -> str:
-    """What task is doing, in words: "ready", "waiting for task 4", ..."""
+def describe_resumed(task: Task) -> str:
+    """What a system call that let its caller go on handed it, for the trace."""
     if task.done:
         return "exited"
-    if resumed:
-        if task.pending_error is not None:   # e.g. WaitTask on a task that failed
-            return f"resumed with exception {task.pending_error!r}"
-        return f"resumed with {reprlib.repr(task.sendval)}"
-    if task.wait is None:
-        return "ready"
-    kind, detail = task.wait
-    if kind == "sleep":
-        return f"sleeping for {max(0.0, detail[0] - time.perf_counter()):.3f}s more"
-    if kind == "task":
-        return f"waiting for task {detail}"
-    if kind == "call":
-        return f"blocked in {detail!r}"
-    return f"waiting to {kind} fd {detail}"
+    if task.pending_error is not None:   # e.g. WaitTask on a task that failed
+        return f"resumed with exception {task.pending_error!r}"
+    return f"resumed with {reprlib.repr(task.sendval)}"
 
 
-def task_info(task: Task, running: bool = False, run_time: float = 0.0) -> TaskInfo:
-    """Snapshot one task for ``ps``; running marks the one running now, for run_time."""
-    state = "running" if running else describe_wait(task)
+def task_info(task: Task, state: str, run_time: float = 0.0) -> TaskInfo:
+    """Snapshot one task for ``ps``; state is what it does, in words."""
     return TaskInfo(task.tid, task.name, state, task.runs, task.cpu + run_time,
                     tuple(task.frames()))
 
@@ -103,15 +91,20 @@ def bad_yield(task: Task, value: Any) -> str:
             "a generator or coroutine to call, or nothing (a bare yield) to give up the CPU")
 
 
-def deadlock_report(tasks: Iterable[Task]) -> str:
-    """Explain why none of tasks can run: cycles in the wait-for graph, then every task."""
+def deadlock_report(tasks: Iterable[Task], describe: Callable[[Task], str]) -> str:
+    """Explain why none of tasks can run: cycles in the wait-for graph, then every task.
+
+    Each wait names the task it waits for, if any (``wait.blocker``: the task a WaitTask
+    names, a lock's owner), so a cycle of tasks each holding what the next one wants is
+    found whatever the waits are.
+    """
     tasks = list(tasks)
     by_tid = {task.tid: task for task in tasks}
 
     def line(task: Task) -> str:
         where = task.frames()
         at = f" at {_frame(where[-1])}" if where else ""
-        return f"task {task.tid} ({task.name}) {describe_wait(task)}{at}"
+        return f"task {task.tid} ({task.name}) {describe(task)}{at}"
 
     cycles, seen = [], set()
     for start in tasks:                  # follow "waits for" edges; each task has at most one
@@ -119,8 +112,8 @@ def deadlock_report(tasks: Iterable[Task]) -> str:
         node: Task | None = start
         while node is not None and node.tid not in seen and node not in path:
             path.append(node)
-            wait = node.wait
-            node = by_tid.get(wait[1]) if wait and wait[0] == "task" else None
+            blocker = getattr(node.wait, "blocker", None)
+            node = by_tid.get(blocker) if blocker is not None else None
         if node is not None and node in path:
             cycle = path[path.index(node):]
             cycles.append(" -> ".join(f"task {t.tid} ({t.name})" for t in cycle + cycle[:1]))
@@ -154,8 +147,8 @@ def dump_on_signal(sched: Scheduler, signum: int) -> None:
                 run_time = time.perf_counter() - frame.f_locals["start"]
                 break
             frame = frame.f_back
-        infos = [task_info(t, t is running, run_time if t is running else 0.0)
-                 for t in sched.tasks()]
+        infos = [task_info(t, "running", run_time) if t is running else
+                 task_info(t, sched.describe(t)) for t in sched.tasks()]
         header = (f"--- pyos ps: pid {os.getpid()}, {len(infos)} tasks, "
                   f"{signal.Signals(signum).name} at {time.strftime('%H:%M:%S')} ---")
         sys.stderr.write(header + "\n" + format_ps(infos, stacks=True) + "\n")

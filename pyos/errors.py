@@ -6,7 +6,10 @@ descriptor, which wait.  Nothing here imports the rest of pyos.
 
 from __future__ import annotations
 
-__all__ = ["Deadlock", "NoSuchTask", "PyosError", "ResourceBusy", "TaskError", "TaskKilled"]
+__all__ = [
+    "Cancelled", "Deadlock", "NoSuchTask", "OutcomeForgotten", "PyosError", "ResourceBusy",
+    "TaskCancelled", "TaskError", "TaskKilled", "TaskTimeout",
+]
 
 
 class PyosError(Exception):
@@ -39,8 +42,38 @@ class TaskKilled(TaskError):
     """The task you waited for was killed by ``KillTask`` before it could finish."""
 
 
+class TaskCancelled(TaskError):
+    """The task you waited for ended because a ``Cancelled`` escaped it (it did not fail)."""
+
+
+class Cancelled(BaseException):
+    """Thrown into a task at a blocking point when it is cancelled (CancelTask, a timeout).
+
+    A BaseException, like asyncio's CancelledError, so that ``except Exception`` in user
+    code does not swallow it by accident.  It can be caught, and clean-up after catching
+    it may block: it is delivered once.  ``scope`` is the timeout scope whose deadline
+    raised it, or None for a CancelTask.
+    """
+
+    def __init__(self, *args: object, scope: object = None) -> None:
+        super().__init__(*args)
+        self.scope = scope
+
+
+class TaskTimeout(PyosError, TimeoutError):
+    """A ``timeout_after`` deadline passed.  ``__cause__`` is the Cancelled it raised."""
+
+
 class NoSuchTask(PyosError, LookupError):
     """``WaitTask`` named a task id this scheduler never created."""
+
+
+class OutcomeForgotten(PyosError, LookupError):
+    """``WaitTask`` asked for an outcome the kernel no longer keeps.
+
+    An outcome is kept until a WaitTask collects it, and at most ``keep_results`` of them
+    (oldest forgotten first): pyos cannot tell a result it dropped from a ``None``.
+    """
 
 
 class ResourceBusy(PyosError):

@@ -1,45 +1,69 @@
 """The kernel's state, and the services that system calls use.
 
-A ``Kernel`` owns the task table, the ready queue, the timer heap, the poller and the
-outcomes of finished tasks, and knows how a task blocks, wakes and ends: sleeping,
-waiting on a descriptor or on another task, being killed, exiting with a value or an
-error.  Each system call in syscalls.py is a few lines over one of these methods.
-The main loop that runs tasks is ``Scheduler``, in scheduler.py.
+A ``Kernel`` owns the task table, the ready queue, the timers, the poller, the clock and
+the outcomes of finished tasks, and knows how a task blocks, wakes and ends.  Every way
+of blocking sets ``task.wait`` to a wait object (waits.py) that can undo itself and
+describe itself, so ending a wait early (a kill, a cancel, a timeout, a user-defined
+call scheduling the task) is one line: ``wait.cancel(kernel, task)``.  Each system call
+in syscalls.py is a few lines over one of these methods; cancellation is in cancel.py,
+and the main loop that runs tasks is ``Scheduler``, in scheduler.py.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
-import traceback
 from errno import EBADF
-from time import perf_counter as clock
+from types import CodeType
 from typing import Any
 
+from .cancel import Cancellation
+from .clock import RealClock
 from .debug import TaskInfo, task_info
-from .errors import NoSuchTask, TaskError, TaskKilled
+from .errors import Cancelled, NoSuchTask, TaskCancelled, TaskError, TaskKilled
+from .outcomes import Outcomes
 from .poller import Poller
 from .task import Task, check_target
 from .timers import Timers
+from .waits import SleepWait, WaitQueue
 
 __all__ = ["Kernel"]
 
 log = logging.getLogger("pyos")
 
 
-class Kernel:
+class JoinQueue(WaitQueue):
+    """The tasks waiting in WaitTask for one task: a wait queue that names its task."""
+
+    __slots__ = ("tid",)
+
+    def __init__(self, tid: int) -> None:
+        super().__init__()
+        self.tid = tid
+
+    @property
+    def blocker(self) -> int:  # type: ignore[override]
+        return self.tid
+
+    def describe(self, now: float) -> str:
+        return f"waiting for task {self.tid}"
+
+
+class Kernel(Cancellation):
     """Tasks and what they wait for.  ``Scheduler`` adds the loop that runs them."""
 
-    def __init__(self, poller: Poller, keep_results: int, trace: bool) -> None:
+    def __init__(self, poller: Poller, keep_results: int, trace: bool, clock: Any) -> None:
+        super().__init__()
         self._tasks: dict[int, Task] = {}
         self._ready: list[Task] = []
-        self._timers = Timers()              # sleepers by deadline
+        self._timers = Timers()              # sleepers and deadlines
         self._poller = poller
+        self.clock = clock if clock is not None else RealClock()
+        self._now = self.clock.time
         self._tids = itertools.count(1)
         self._last_tid = 0
-        # tid -> (name, value, error, collected) of finished tasks, oldest first
-        self._results: dict[int, tuple[str, Any, BaseException | None, bool]] = {}
-        self._keep_results = keep_results
+        self._outcomes = Outcomes(keep_results)
         self.trace = trace
         # run()'s target: its failure is raised by run(), so logged only if others still run
         self._main_tid = 0
@@ -59,42 +83,81 @@ class Kernel:
         return tid
 
     def schedule(self, task: Task) -> None:
-        """Make task ready to run; its yield will evaluate to ``task.sendval``."""
-        task.wait = None
+        """Make task ready to run; its yield will evaluate to ``task.sendval``.
+
+        Whatever it waited for ends (no stale timer or descriptor wakes it again later),
+        and a task already ready, running or finished is not queued again.
+        """
+        wait = task.wait
+        if wait is not None:
+            task.wait = None
+            wait.cancel(self, task)
+        elif task is not self._caller:
+            return               # ready or running already (or finished): never twice
         if task is self._caller:   # the task whose system call is being handled goes on now
             self._resume = True
         else:
             self._ready.append(task)
 
+    def wake(self, task: Task, value: Any = None) -> None:
+        """A wait ended with value: the parked task (already out of its wait) is ready."""
+        task.wait = None
+        task.sendval = value
+        self._ready.append(task)
+
     def tasks(self) -> list[Task]:
         """The live tasks, in order of creation (for introspection)."""
         return list(self._tasks.values())
 
+    def describe(self, task: Task) -> str:
+        """What task is doing, in words, with its deadline if it has one."""
+        if task.done:
+            return "exited"
+        now = self._now()
+        text = "ready" if task.wait is None else task.wait.describe(now)
+        if self._scopes and (deadline := self.deadline(task)) is not None:
+            text += f", deadline in {max(0.0, deadline - now):.3f}s"
+        return text
+
     def ps(self, caller: Task | None = None) -> list[TaskInfo]:
         """A snapshot of every task: id, name, state, runs, CPU time and stack."""
-        return [task_info(task, task is caller) for task in self._tasks.values()]
+        return [task_info(task, "running" if task is caller else self.describe(task))
+                for task in self._tasks.values()]
 
     def close(self) -> None:
         """Release the poller.  The scheduler cannot run again afterwards."""
         self._poller.close()
+        self._outcomes.summarise()
 
     # -- What system calls use -------------------------------------------------------------
     def sleep(self, task: Task, seconds: float) -> None:
         """Make task ready again after seconds; Sleep(0) lets every ready task go first."""
-        task.wait = ("sleep", self._timers.add(clock() + seconds, task))
+        if self._cancels and self._blocking(task):
+            return
+        deadline = self._now() + seconds
+        task.wait = wait = SleepWait(deadline, task)
+        self._timers.add(deadline, wait)
 
-    def wait_io(self, task: Task, wait: tuple[str, int], file: Any = None) -> None:
-        """Block task until the descriptor is ready: wait is ("read", fd) or ("write", fd).
+    def wait_io(self, task: Task, wait: Any) -> None:
+        """Block task until wait.fd is ready for wait.event ("read" or "write").
 
-        file is what the descriptor was taken from, if anything: the poller trusts a
+        wait.file is what the descriptor was taken from, if anything: the poller trusts a
         registration only for the same open file.
         """
-        event, fd = wait
-        self._poller.add(fd, event, task, file)  # old waiters of a reused fd: see _poll_io
+        if self._cancels and self._blocking(task):
+            return
+        self._poller.add(wait.fd, wait.event, task, wait.file)  # stale waiters: _poll_io
         task.wait = wait
 
+    def park(self, task: Task, queue: WaitQueue) -> None:
+        """Block task in queue until something wakes it (``WaitQueue.park``)."""
+        if self._cancels and self._blocking(task):
+            return
+        queue.add(self, task)
+        task.wait = queue
+
     def notify_closed(self, fd: int) -> None:
-        """fd was closed: every task waiting on it gets OSError(EBADF) at once."""
+        """fd is closing: every task waiting on it gets OSError(EBADF) at once."""
         self._poller.forget(fd)
         self._fail_broken()
 
@@ -105,19 +168,10 @@ class Kernel:
         target = self._tasks.get(tid)
         if target is not None:
             if target.joiners is None:
-                target.joiners = []
-            # Waiters share one ("task", tid): 100,000 tasks may wait for one.  (The first
-            # waiter's, unless a user-defined call has since sent it elsewhere.)
-            wait = ("task", tid)
-            if target.joiners and target.joiners[0].wait == wait:
-                wait = target.joiners[0].wait
-            waiter.wait = wait
-            target.joiners.append(waiter)
+                target.joiners = JoinQueue(tid)
+            self.park(waiter, target.joiners)
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
-            name, value, exc, _ = self._results.get(tid, ("", None, None, True))
-            if tid in self._results:
-                self._results[tid] = (name, value, exc, True)
-            self._deliver(waiter, tid, name, value, exc)
+            self._deliver(waiter, tid, *self._outcomes.collect(tid))
         else:
             raise NoSuchTask(f"no task {tid!r}: this scheduler never created it")
 
@@ -126,64 +180,48 @@ class Kernel:
         task = self._tasks.get(tid)
         if task is None:
             return False
-        self._cancel_wait(task)
+        wait, task.wait = task.wait, None
+        if wait is not None:
+            wait.cancel(self, task)
         task.close()
         self._exit(task, TaskKilled(f"{task!r} was killed", tid, task.name))
         return True
 
     # -- Exits -----------------------------------------------------------------------------
-    def _cancel_wait(self, task: Task) -> None:
-        """Take task out of whatever it waits for: a timer, a descriptor, another task."""
-        if task.wait is None:
-            return
-        kind, detail = task.wait
-        task.wait = None
-        if kind == "sleep":
-            self._timers.cancel(detail)
-        elif kind in ("read", "write"):
-            self._poller.cancel(detail, kind, task)
-        elif kind == "task" and detail in self._tasks:
-            self._tasks[detail].joiners.remove(task)
-
     def _exit(self, task: Task, exc: BaseException) -> None:
-        """Task ended with exc: StopIteration(value), an error, or TaskKilled."""
+        """Task ended with exc: StopIteration(value), an error, Cancelled or TaskKilled."""
         task.done = True
         del self._tasks[task.tid]
+        if self._cancels or self._scopes:
+            self._forget_cancels(task)
+        joiners, task.joiners = task.joiners, None
+        waited = joiners is not None and len(joiners) > 0
+        main = task.tid == self._main_tid
         if type(exc) is StopIteration:
-            outcome: tuple[Any, BaseException | None] = (exc.value, None)
+            value, error = exc.value, None
         else:
-            outcome = (None, exc)
-            # run() raises its target's error, but only once every other task is done:
-            # while others still run, log it now, or the program carries on in silence.
-            quiet = task.tid == self._main_tid
-            report = not quiet or bool(self._tasks)
-            if report and isinstance(exc, Exception) and not isinstance(exc, TaskKilled):
-                log.error("%r failed", task, exc_info=exc)
-            if exc.__traceback__ is not None and not quiet and isinstance(exc, Exception):
-                traceback.clear_frames(exc.__traceback__)  # kept: don't keep its sockets alive
-        if task.tid == self._main_tid:
-            self._main_outcome = outcome
+            value, error = None, exc
+            if isinstance(exc, Exception) and not isinstance(exc, TaskKilled) and not waited:
+                # A failure someone waits for is theirs to handle; run() raises its
+                # target's, so it is logged now only if other tasks carry on meanwhile.
+                if not main or self._tasks:
+                    log.error("%r failed", task, exc_info=exc)
+                if not main:
+                    _release_frames(exc)  # kept for later: don't keep its sockets alive
+        if main:
+            self._main_outcome = (value, error)
         if self.trace:
             how = ("killed" if isinstance(exc, TaskKilled) else
-                   f"raised {exc!r}" if outcome[1] else "returned")
+                   f"raised {exc!r}" if error is not None else "returned")
             log.info("%r exited: %s", task, how)
-        joiners, task.joiners = task.joiners or (), None
-        for waiter in joiners:
-            waiter.wait = None
-            self._deliver(waiter, task.tid, task.name, *outcome)
-        if outcome[0] is not None or outcome[1] is not None:
-            self._keep(task.tid, (task.name, *outcome, bool(joiners)))
-        if not isinstance(exc, Exception):
+        if waited:
+            while (waiter := joiners._pop()) is not None:  # type: ignore[union-attr]
+                waiter.wait = None
+                self._deliver(waiter, task.tid, task.name, value, error)
+        else:
+            self._outcomes.keep(task.tid, (task.name, value, error))
+        if not isinstance(exc, (Exception, Cancelled)):
             raise exc  # Ctrl-C, SystemExit, a test runner's stop: the program's, not the task's
-
-    def _keep(self, tid: int, outcome: tuple[str, Any, BaseException | None, bool]) -> None:
-        """Keep an outcome for later WaitTasks, forgetting the oldest beyond the limit."""
-        self._results[tid] = outcome
-        if len(self._results) > self._keep_results:
-            old = next(iter(self._results))
-            if not self._results.pop(old)[3]:
-                log.warning("forgot the outcome of task %d, which nobody waited for: "
-                            "only the last %d are kept", old, self._keep_results)
 
     def _deliver(self, waiter: Task, tid: int, name: str, value: Any, exc: Any) -> None:
         """Resume waiter with the outcome of task tid: its value, or a TaskError."""
@@ -191,19 +229,40 @@ class Kernel:
             waiter.sendval = value
         elif isinstance(exc, TaskKilled):
             waiter.throw(TaskKilled(str(exc), exc.tid, exc.name))
+        elif isinstance(exc, Cancelled):
+            waiter.throw(TaskCancelled(f"task {tid} ({name}) was cancelled", tid, name))
         else:
             error = TaskError(f"task {tid} ({name}) failed: {exc!r}", tid, name)
             error.__cause__ = exc
             waiter.throw(error)
-        self.schedule(waiter)
+        if waiter is self._caller:
+            self._resume = True
+        else:
+            self._ready.append(waiter)
 
     def _fail_broken(self) -> None:
         broken, self._poller.broken = self._poller.broken, []
         for task in broken:
-            if task.done or task.wait is None or task.wait[0] not in ("read", "write"):
-                continue  # killed since its descriptor broke: nothing left to fail
-            event, fd = task.wait
+            wait = task.wait
+            if task.done or getattr(wait, "fd", None) is None:
+                continue  # killed or cancelled since its descriptor broke: nothing to fail
             task.wait = None
-            task.throw(OSError(EBADF, f"fd {fd} was closed while {task!r} waited to {event} it"))
+            task.throw(OSError(EBADF, f"fd {wait.fd} was closed while {task!r} waited to "
+                                      f"{wait.event} it"))
             self._ready.append(task)
 
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames in exc's traceback (they may hold sockets).
+
+    Only frames that own their locals, that is frames whose generator or call has ended:
+    the traceback of an exception raised in another task may also hold the frame of that
+    task's live, suspended generator, and clearing it would end that task.  A frame that
+    owns its locals is the one kind whose referents include its code object.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if any(type(ref) is CodeType for ref in gc.get_referents(frame)):
+            frame.clear()
+        tb = tb.tb_next

@@ -7,11 +7,13 @@ repeats three phases until no task is left:
    there is nothing else to do: zero while tasks are ready, until the next timer when
    only timers remain, indefinitely when only I/O remains.  (pyos8 ran this as a task of
    its own; as a phase the loop can tell when it is idle, so it never spins and ends.)
-2. **Expire timers**: sleepers whose deadline has passed become ready.
+2. **Expire timers**: sleepers whose deadline has passed become ready; then deadlines
+   that have passed cancel their tasks (a wait that completed in the same cycle wins).
 3. **Run ready tasks**: each task that was ready when the cycle began runs until it
    yields.  A bare ``yield`` puts it at the back of the queue; a generator or coroutine
-   is called on the task's trampoline stack; a ``SystemCall`` is handled, and a call
-   that completes at once lets the task go on in the same turn.
+   is called on the task's trampoline stack; a ``SystemCall`` is handled.  A call or
+   sub-coroutine call that completes at once lets the task go on in the same turn, up
+   to ``calls_per_turn`` of them.
 
 The kernel knows nothing about sockets.  Faults stay where they happen: an exception in
 a task ends that task only (logged to logger "pyos", passed to its waiters), and bad
@@ -23,16 +25,18 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from time import perf_counter as clock
 from typing import Any
 
-from .debug import bad_yield, deadlock_report, describe_wait, dump_on_signal
-from .errors import Deadlock
+from .debug import bad_yield, deadlock_report, describe_resumed, dump_on_signal
+from .errors import Cancelled, Deadlock, TaskCancelled
 from .kernel import Kernel
 from .poller import make_poller
 from .runtime import current_kernel, set_kernel
 from .syscalls import SystemCall
 from .task import COROUTINE_TYPES, Task
+from .waits import CallWait, SleepWait
 
 __all__ = ["Scheduler", "run"]
 
@@ -42,7 +46,8 @@ log = logging.getLogger("pyos")
 class Scheduler(Kernel):
     """Runs tasks round-robin and serves their system calls.  See the module docstring."""
 
-    #: A task may make this many calls in a row that complete at once before it yields.
+    #: A task may make this many calls in a row that complete at once before it yields
+    #: (system calls, and sub-coroutine calls).
     calls_per_turn = 64
     #: Idle this long with tasks waiting on I/O, the kernel checks for closed descriptors.
     audit_after = 0.5
@@ -52,11 +57,12 @@ class Scheduler(Kernel):
 
     def __init__(
         self, poller: str | None = None, *, trace: bool | None = None,
-        slow_task: float | None = 0.1, keep_results: int = 10_000,
+        slow_task: float | None = 0.1, keep_results: int = 10_000, clock: Any = None,
     ) -> None:
         if trace is None:
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
-        super().__init__(make_poller(poller), keep_results, trace)
+        super().__init__(make_poller(poller), keep_results, trace, clock)
+        self._running = threading.Lock()     # held while mainloop() runs, in any thread
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
         self.slow_task = float("inf") if slow_task is None else slow_task
@@ -70,6 +76,9 @@ class Scheduler(Kernel):
         """Run until every task has exited.  Raises Deadlock if none ever could."""
         if current_kernel() is not None:
             raise RuntimeError("mainloop() cannot be called from inside a running task")
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError(f"{self!r} is already running its mainloop() in another "
+                               "thread: a scheduler runs in one thread at a time")
         set_kernel(self)
         try:
             while self._tasks:
@@ -81,6 +90,7 @@ class Scheduler(Kernel):
             raise
         finally:
             set_kernel(None)
+            self._running.release()
 
     # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
@@ -88,24 +98,34 @@ class Scheduler(Kernel):
         if poller.broken:  # waiters whose descriptor was closed under them: fail them first
             self._fail_broken()
         waiting = poller.readers or poller.writers
+        jump = None        # a virtual clock's next deadline, reached if the poll finds nothing
         if self._ready:
             if not waiting:
                 return           # nothing to poll for and work to do: skip the syscall
             timeout: float | None = 0
         else:
-            timeout = self._next_deadline() if self._timers.heap else None
-            if timeout is None and not waiting:
-                raise Deadlock(deadlock_report(self._tasks.values()))
-        if timeout is None and self._audit_due:
-            timeout = self.audit_after   # block in slices until the audit below has run
-        woken = poller.poll(timeout)
+            deadline = self._timers.next_deadline() if self._timers.heap else None
+            if deadline is None:
+                if not waiting:
+                    raise Deadlock(deadlock_report(self._tasks.values(), self.describe))
+                timeout = None
+            elif self.clock.virtual:   # idle time passes at once: look, then jump
+                timeout, jump = 0, deadline
+            else:
+                timeout = min(max(0.0, deadline - self._now()), self.max_block)
+            if waiting and self._audit_due and timeout != 0:  # audit once idle (below)
+                timeout = self.audit_after if timeout is None else min(timeout, self.audit_after)
+        woken = poller.poll(timeout) if waiting or timeout else []
         if self.trace and woken:
-            log.info("woke %s", ", ".join(f"{t!r} ({describe_wait(t)})" for t in woken))
+            log.info("woke %s", ", ".join(f"{t!r} ({self.describe(t)})" for t in woken))
         for task in woken:
             task.wait = None
         self._ready += woken
-        if timeout and not woken and self._audit_due:
-            self._audit()        # (what it finds broken is failed as the next cycle begins)
+        if not woken:
+            if jump is not None:
+                self.clock.jump_to(jump)
+            elif timeout and self._audit_due:
+                self._audit()    # (what it finds broken is failed as the next cycle begins)
 
     def _audit(self) -> None:
         """The kernel had nothing to do: look for descriptors closed behind its back.
@@ -119,17 +139,21 @@ class Scheduler(Kernel):
             self._audit_due = False
             self._poller.audit()
 
-    def _next_deadline(self) -> float | None:
-        deadline = self._timers.next_deadline()
-        return None if deadline is None else min(max(0.0, deadline - clock()), self.max_block)
-
     # -- Phase 2: timers -------------------------------------------------------------------
     def _expire_timers(self) -> None:
         heap = self._timers.heap
-        if heap and heap[0][0] <= (now := clock()):   # the common case is a quick no
-            for task in self._timers.expired(now):
-                task.wait = None
-                self._ready.append(task)
+        if heap and heap[0][0] <= (now := self._now()):   # the common case is a quick no
+            deadlines = []
+            for timer in self._timers.expired(now):
+                if type(timer) is SleepWait:
+                    task = timer.task
+                    task.wait = None
+                    self._ready.append(task)
+                else:
+                    deadlines.append(timer)
+            for scope in deadlines:   # after the sleepers: a completed wait wins
+                if scope.task is not None:
+                    self._expire_scope(scope)
 
     # -- Phase 3: run ----------------------------------------------------------------------
     def _run_ready(self) -> None:
@@ -182,16 +206,19 @@ class Scheduler(Kernel):
                 try:
                     value.handle()
                 except Exception as error:  # bad input: the caller's error, at its yield
-                    self._cancel_wait(task)
+                    wait, task.wait = task.wait, None
+                    if wait is not None:
+                        wait.cancel(self, task)
                     task.throw(error)
                     self._resume = True
                     if self.trace:
                         log.info("%r %r -> raised %r", task, value, error)
                 else:
                     if not self._resume and task.wait is None and not task.done:
-                        task.wait = ("call", value)   # a user-defined call parked it
+                        task.wait = CallWait(value)   # a user-defined call parked it
                     if self.trace:
-                        log.info("%r %r -> %s", task, value, describe_wait(task, self._resume))
+                        state = describe_resumed(task) if self._resume else self.describe(task)
+                        log.info("%r %r -> %s", task, value, state)
                 finally:
                     self._caller = None
                 if not self._resume:     # blocked (or exited): the next task's turn
@@ -205,6 +232,10 @@ class Scheduler(Kernel):
                 return
             elif type(value) in COROUTINE_TYPES:
                 task.push(value)
+                if not budget:           # a loop of calls that never block: take turns
+                    self._ready.append(task)
+                    return
+                budget -= 1
             else:
                 task.throw(TypeError(bad_yield(task, value)))
             try:
@@ -240,6 +271,9 @@ def run(target: Any, **options: Any) -> Any:
     finally:
         sched.close()
     value, exc = sched._main_outcome
+    if isinstance(exc, Cancelled):
+        raise TaskCancelled(f"task {sched._main_tid} was cancelled",
+                            sched._main_tid, "main") from exc
     if exc is not None:
         raise exc
     return value

@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover - only for the type checker
     from .task import Task
 
 __all__ = [
-    "GetTid", "KillTask", "NewTask", "NotifyClosed", "Ps", "ReadWait", "Sleep", "SystemCall",
-    "WaitTask", "WriteWait", "fileno",
+    "CancelTask", "GetTid", "KillTask", "NewTask", "NotifyClosed", "Ps", "ReadWait", "Sleep",
+    "SystemCall", "WaitTask", "WriteWait", "check_seconds", "fileno",
 ]
 
 
@@ -51,7 +51,7 @@ class SystemCall:
 
     def __repr__(self) -> str:
         args = ", ".join(_short(v) for k, v in vars(self).items()
-                         if k not in ("task", "sched", "file", "wait"))
+                         if k not in ("task", "sched", "file"))
         return f"{type(self).__name__}({args})"
 
 
@@ -95,11 +95,28 @@ class KillTask(SystemCall):
             self.sched.schedule(self.task)
 
 
+class CancelTask(SystemCall):
+    """Cancels task tid: ``Cancelled`` is raised in it at its next blocking point.
+
+    Returns True at once (the caller may then ``WaitTask(tid)``), or False if there is
+    no such running task.  Unlike KillTask, the task can catch it and clean up.
+    """
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+
+    def handle(self) -> None:
+        self.task.sendval = self.sched.cancel(self.tid)
+        self.sched.schedule(self.task)
+
+
 class WaitTask(SystemCall):
     """Waits for task tid to exit and returns its return value.
 
     Raises ``TaskError`` (chained to the cause) if it failed, ``TaskKilled`` if it was
-    killed, ``NoSuchTask`` for an id never issued, and RuntimeError for the caller's own id.
+    killed, ``TaskCancelled`` if a Cancelled ended it, ``NoSuchTask`` for an id never
+    issued, ``OutcomeForgotten`` for an outcome already collected or no longer kept, and
+    RuntimeError for the caller's own id.
     """
 
     def __init__(self, tid: int) -> None:
@@ -113,14 +130,19 @@ class Sleep(SystemCall):
     """Resumes the task after at least ``seconds`` while others run; returns None."""
 
     def __init__(self, seconds: float) -> None:
-        if not isinstance(seconds, (int, float)) or math.isnan(seconds):
-            raise TypeError(f"Sleep() takes a number of seconds, not {seconds!r}")
-        if seconds < 0:
-            raise ValueError(f"Sleep() cannot go back in time: {seconds!r} seconds")
-        self.seconds = seconds
+        self.seconds = check_seconds(seconds, "Sleep()")
 
     def handle(self) -> None:
         self.sched.sleep(self.task, self.seconds)
+
+
+def check_seconds(seconds: Any, what: str) -> float:
+    """seconds, checked where the call is made: a number, not a bool, not NaN, >= 0."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{what} takes a number of seconds, not {seconds!r}")
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"{what} takes a number of seconds >= 0, not {seconds!r}")
+    return seconds
 
 
 def fileno(f: Any) -> int:
@@ -132,17 +154,29 @@ def fileno(f: Any) -> int:
 
 
 class _IOWait(SystemCall):
-    """Blocks until f (an int descriptor, or anything with ``fileno()``) is ready."""
+    """Blocks until f (an int descriptor, or anything with ``fileno()``) is ready.
+
+    The call is its own wait object (see waits.py): it can undo itself and say what it
+    is, and a socket makes its two once, so waiting allocates nothing.
+    """
 
     event = ""  # "read" or "write": all a subclass says
+    cancellable = True
+    external = False
+    blocker = None
 
     def __init__(self, f: Any) -> None:
         self.fd = fileno(f)
         self.file = f
-        self.wait = (self.event, self.fd)   # what ps will say it waits for, made once
 
     def handle(self) -> None:
-        self.sched.wait_io(self.task, self.wait, self.file)
+        self.sched.wait_io(self.task, self)
+
+    def cancel(self, kernel: Any, task: Task) -> None:
+        kernel._poller.cancel(self.fd, self.event, task)
+
+    def describe(self, now: float) -> str:
+        return f"waiting to {self.event} fd {self.fd}"
 
 
 class ReadWait(_IOWait):

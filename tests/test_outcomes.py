@@ -17,7 +17,9 @@ from pyos import NewTask, WaitTask
 
 # -- 3. Outcomes nobody collects -----------------------------------------------------------
 def test_uncollected_none_results_keep_memory_flat() -> None:
-    """120k short handlers nobody waits for: no results kept, few tasks, flat memory."""
+    """120k short handlers nobody waits for: at most keep_results outcomes kept (a None is
+    kept too, so that a forgotten outcome is never passed off as None), few tasks, flat
+    memory."""
     total, marks = 120_000, (12_000, 120_000)
     seen: dict[int, tuple[int, int, int]] = {}
     sched = pyos.Scheduler()
@@ -29,7 +31,7 @@ def test_uncollected_none_results_keep_memory_flat() -> None:
                 yield  # a real server would wait for its next client here
             if i in marks:
                 gc.collect()
-                seen[i] = (tracemalloc.get_traced_memory()[0], len(sched._results),
+                seen[i] = (tracemalloc.get_traced_memory()[0], len(sched._outcomes),
                            len(sched._tasks))
 
     tracemalloc.start()
@@ -41,13 +43,14 @@ def test_uncollected_none_results_keep_memory_flat() -> None:
         sched.close()
     (early, early_results, early_tasks), (late, late_results, late_tasks) = (
         seen[marks[0]], seen[marks[1]])
-    assert early_results == late_results == 0
+    assert early_results == late_results == 10_000
     assert early_tasks < 1000 and late_tasks < 1000
     assert late - early < 1_000_000  # ~100k more tasks: proportional growth would be >10 MB
 
 
 def test_keep_results_forgets_the_oldest_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    """None results are not kept; beyond keep_results others go oldest first, with a warning."""
+    """Beyond keep_results outcomes go oldest first: a WaitTask for one then raises
+    OutcomeForgotten; a dropped value is warned about once, then summarised at close."""
     sched = pyos.Scheduler(keep_results=3)
     kept: list[object] = []
     values: list[object] = []
@@ -58,16 +61,19 @@ def test_keep_results_forgets_the_oldest_with_a_warning(caplog: pytest.LogCaptur
             tids.append((yield NewTask(value_after(value))))
         for _ in range(3):
             yield
-        kept.append(sorted(sched._results))
+        kept.append(sorted(sched._outcomes._kept))
         for tid in tids:
-            values.append((yield WaitTask(tid)))
+            try:
+                values.append((yield WaitTask(tid)))
+            except pyos.OutcomeForgotten:
+                values.append("forgotten")
 
     sched.new(main())
     with caplog.at_level(logging.WARNING, logger="pyos"):
         sched.mainloop()
     sched.close()
-    assert kept == [[5, 6, 7]]  # tids 2..7; 3 returned None
-    assert values == [None, None, None, 30, 40, 50]
+    assert kept == [[5, 6, 7]]  # tids 2..7
+    assert values == ["forgotten"] * 3 + [30, 40, 50]
     assert len([r for r in caplog.records if "forgot" in r.getMessage()]) == 2
 
 

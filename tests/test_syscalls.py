@@ -228,9 +228,11 @@ def test_very_long_sleep_leaves_the_kernel_working(
 
 @pytest.mark.parametrize(("arg", "error"), [(-1, ValueError), (-0.001, ValueError),
                                             ("x", TypeError), (None, TypeError),
-                                            (float("nan"), TypeError)])
+                                            (True, TypeError), (False, TypeError),
+                                            (float("nan"), ValueError)])
 def test_sleep_rejects_bad_durations_at_construction(arg: object, error: type) -> None:
-    """Sleep(-1) is a ValueError and Sleep("x") a TypeError, raised in the calling task."""
+    """Sleep(-1) and Sleep(nan) are ValueErrors; Sleep("x") and Sleep(True) (a bool is not
+    a number of seconds) TypeErrors, raised in the calling task."""
     def main():
         try:
             yield Sleep(arg)

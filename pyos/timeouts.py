@@ -1,0 +1,107 @@
+"""Timeouts: a deadline on any blocking operation, or on a block of them.
+
+``timeout_after(5, op)`` runs op in the calling task and raises ``TaskTimeout`` if it
+has not finished in 5 seconds; ``ignore_after`` returns a default instead.  With no op
+they give a *scope*, a deadline over a whole block::
+
+    with (yield timeout_after(5)) as scope:      # a generator task
+        ...
+    async with timeout_after(5) as scope:        # an async task
+        ...
+
+The deadline is fixed when the kernel handles the scope (the ``yield``, or the
+``async with``).  When it passes, the kernel cancels the task (cancel.py): a
+``Cancelled`` whose ``scope`` is the outermost expired scope is thrown at the task's
+blocking point, and that scope's ``__exit__`` turns it into a TaskTimeout, or swallows
+it for ``ignore_after``.  Inner scopes let it pass; so does every scope for a Cancelled
+sent by CancelTask.  This module only yields system calls: it is library code.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Generator
+from typing import Any
+
+from .errors import Cancelled, TaskTimeout
+from .syscalls import SystemCall, check_seconds
+
+__all__ = ["TimeoutScope", "ignore_after", "timeout_after"]
+
+
+class TimeoutScope(SystemCall):
+    """A deadline over a block of code.  Yield (or ``async with``) it to enter it."""
+
+    def __init__(self, seconds: float | None, ignore: bool) -> None:
+        if seconds is not None:
+            check_seconds(seconds, "a timeout")
+        self.seconds = seconds
+        self.ignore = ignore
+        self.expired = False          # True once this scope's deadline raised a Cancelled
+        self.deadline = float("inf")  # fixed on entry
+        self.task: Any = None         # set while the kernel's timer for it is live
+        self._state = "new"           # "new", "entered", "exited"
+        self._kernel: Any = None
+        self._owner: Any = None
+
+    def __repr__(self) -> str:
+        kind = "ignore_after" if self.ignore else "timeout_after"
+        return f"{kind}({self.seconds})"
+
+    # Entering: the kernel handles the yield.
+    def handle(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"{self!r} was already entered: make a new scope each time")
+        self._state = "entered"
+        self._kernel, self._owner = self.sched, self.task
+        self.sched.enter_scope(self.task, self, self.seconds)
+        self.task.sendval = self
+        self.sched.schedule(self.task)
+
+    def __enter__(self) -> TimeoutScope:
+        if self._state != "entered":
+            raise RuntimeError("enter the scope through the kernel first: "
+                               "`with (yield timeout_after(s)) as scope:`")
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self._state == "exited":
+            return False
+        self._state = "exited"
+        self._kernel.exit_scope(self._owner, self)
+        if isinstance(exc, Cancelled) and exc.scope is self:
+            if self.ignore:
+                return True
+            raise TaskTimeout(f"timed out after {self.seconds} seconds") from exc
+        return False
+
+    async def __aenter__(self) -> TimeoutScope:
+        return await self  # type: ignore[no-any-return]
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def timeout_after(seconds: float | None, op: Any = None) -> Any:
+    """Run op, raising TaskTimeout if it takes longer than seconds; or, without op, a scope.
+
+    op is a generator or coroutine object, or a SystemCall; its value is returned.
+    ``seconds=None`` sets no deadline (enclosing ones still apply).
+    """
+    scope = TimeoutScope(seconds, ignore=False)
+    return scope if op is None else _run(scope, op, None)
+
+
+def ignore_after(seconds: float | None, op: Any = None, default: Any = None) -> Any:
+    """As timeout_after, but on expiry op's result is default instead of an error."""
+    scope = TimeoutScope(seconds, ignore=True)
+    return scope if op is None else _run(scope, op, default)
+
+
+@types.coroutine
+def _run(scope: TimeoutScope, op: Any, default: Any) -> Generator[Any, Any, Any]:
+    """op under scope: usable with ``yield`` in generator tasks and ``await`` in async ones."""
+    result = default
+    with (yield scope):
+        result = yield op
+    return result
