@@ -17,6 +17,8 @@ hang.  Each backend is a short subclass that only talks to the OS:
 
 The kernel calls ``add``, ``cancel``, ``forget``, ``poll`` and ``audit``; broken waiters
 (descriptor closed under them) collect in ``broken`` for the kernel to fail with EBADF.
+``set_wakeup_fd`` names the kernel's self-pipe (wakeup.py): always watched, never a
+waiter, drained whenever it is ready, so another thread can wake a blocked poll.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Poller:
         self.readers: dict[int, Any] = {}
         self.writers: dict[int, Any] = {}
         self.broken: list[Any] = []  # waiters whose descriptor was closed under them
+        self.wakeup_fd = -1          # the kernel's self-pipe: see set_wakeup_fd
 
     def __len__(self) -> int:
         return len(self.readers) + len(self.writers)
@@ -85,6 +88,17 @@ class Poller:
             if task is not None:
                 self.broken.append(task)
         self._drop(fd)
+
+    def set_wakeup_fd(self, fd: int) -> None:
+        """Watch fd (a non-blocking pipe's read end) in every poll; drain it when ready."""
+        self.wakeup_fd = fd
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while os.read(self.wakeup_fd, 4096):
+                pass
+        except OSError:   # empty (EAGAIN), or closed with the kernel
+            pass
 
     # What a backend provides.
     def poll(self, timeout: float | None) -> list[Any]:
@@ -151,12 +165,16 @@ class SelectPoller(Poller):
 
     def poll(self, timeout: float | None) -> list[Any]:
         try:
-            r, w, _ = select.select(self.readers, self.writers, (), timeout)
+            readers = self.readers if self.wakeup_fd < 0 else [*self.readers, self.wakeup_fd]
+            r, w, _ = select.select(readers, self.writers, (), timeout)
         except (OSError, ValueError):  # a descriptor was closed: find it, report the rest
             self.audit()
             return []
         woken: list[Any] = []
         for fd in {*r, *w}:
+            if fd == self.wakeup_fd:
+                self._drain_wakeup()
+                continue
             if not self._alive(fd):  # closed and reused: the old waiter must not wake
                 self.forget(fd)
                 continue
@@ -186,6 +204,10 @@ class EpollPoller(Poller):
 
     def close(self) -> None:
         self._epoll.close()
+
+    def set_wakeup_fd(self, fd: int) -> None:
+        super().set_wakeup_fd(fd)
+        self._epoll.register(fd, _IN)   # not in _armed: no waiter ever owns it
 
     def add(self, fd: int, event: str, task: Any, file: Any = None) -> None:
         """As Poller.add, with a shortcut for what every connection does after each message.
@@ -283,6 +305,9 @@ class EpollPoller(Poller):
                 else:
                     woken.append(task)
             if idle:
+                if fd == self.wakeup_fd:   # not a waiter: another thread woke the kernel
+                    self._drain_wakeup()
+                    continue
                 ref = self._reading.get(fd) or self._writing.get(fd)
                 self._watch(fd, self._want(fd), ref and ref())
         return woken

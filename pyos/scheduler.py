@@ -37,6 +37,7 @@ from .runtime import current_kernel, set_kernel
 from .syscalls import SystemCall
 from .task import COROUTINE_TYPES, Task
 from .waits import CallWait, SleepWait
+from .wakeup import Wakeup
 
 __all__ = ["Scheduler", "run"]
 
@@ -63,6 +64,9 @@ class Scheduler(Kernel):
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
         super().__init__(make_poller(poller), keep_results, trace, clock)
         self._running = threading.Lock()     # held while mainloop() runs, in any thread
+        self._wakeup = Wakeup()              # other threads' way in: call_soon_threadsafe
+        self._calls = self._wakeup.calls
+        self._poller.set_wakeup_fd(self._wakeup.fileno())
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
         self.slow_task = float("inf") if slow_task is None else slow_task
@@ -71,6 +75,19 @@ class Scheduler(Kernel):
     def dump_on_signal(self, signum: int) -> None:
         """Print ``ps`` with every task's stack to stderr whenever signal signum arrives."""
         dump_on_signal(self, signum)
+
+    def call_soon_threadsafe(self, fn: Any, *args: Any) -> None:
+        """From any thread: run fn(*args) in the kernel's thread at its next cycle.
+
+        The one thread-safe way into a running kernel; it wakes the kernel even while it
+        is blocked in a poll.  An exception fn raises is logged, never propagated.
+        """
+        self._wakeup.call_soon(fn, args)
+
+    def close(self) -> None:
+        """Release the poller and the wake-up pipe.  The scheduler cannot run again."""
+        super().close()
+        self._wakeup.close()
 
     def mainloop(self) -> None:
         """Run until every task has exited.  Raises Deadlock if none ever could."""
@@ -94,6 +111,8 @@ class Scheduler(Kernel):
 
     # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
+        if self._calls:    # from other threads (or signal handlers): they may wake tasks
+            self._wakeup.run_calls()
         poller = self._poller
         if poller.broken:  # waiters whose descriptor was closed under them: fail them first
             self._fail_broken()
@@ -106,7 +125,7 @@ class Scheduler(Kernel):
         else:
             deadline = self._timers.next_deadline() if self._timers.heap else None
             if deadline is None:
-                if not waiting:
+                if not waiting and not self._outside():
                     raise Deadlock(deadlock_report(self._tasks.values(), self.describe))
                 timeout = None
             elif self.clock.virtual:   # idle time passes at once: look, then jump
@@ -115,7 +134,7 @@ class Scheduler(Kernel):
                 timeout = min(max(0.0, deadline - self._now()), self.max_block)
             if waiting and self._audit_due and timeout != 0:  # audit once idle (below)
                 timeout = self.audit_after if timeout is None else min(timeout, self.audit_after)
-        woken = poller.poll(timeout) if waiting or timeout else []
+        woken = poller.poll(timeout) if waiting or timeout != 0 else []
         if self.trace and woken:
             log.info("woke %s", ", ".join(f"{t!r} ({self.describe(t)})" for t in woken))
         for task in woken:
@@ -126,6 +145,14 @@ class Scheduler(Kernel):
                 self.clock.jump_to(jump)
             elif timeout and self._audit_due:
                 self._audit()    # (what it finds broken is failed as the next cycle begins)
+
+    def _outside(self) -> bool:
+        """Will something outside the kernel wake a task (a thread, a process, a signal)?
+
+        Asked only when nothing else could: no task ready, no timer, no descriptor.
+        """
+        return bool(self._calls) or any(
+            task.wait is not None and task.wait.external for task in self._tasks.values())
 
     def _audit(self) -> None:
         """The kernel had nothing to do: look for descriptors closed behind its back.
