@@ -5,7 +5,16 @@ system calls.  Start with ``pyos.run(main())``; see README.md for a tour.
 """
 
 from .debug import TaskInfo, format_ps
-from .errors import Deadlock, NoSuchTask, PyosError, ResourceBusy, TaskError, TaskKilled
+from .errors import (
+    Deadlock,
+    IncompleteRead,
+    LimitOverrun,
+    NoSuchTask,
+    PyosError,
+    ResourceBusy,
+    TaskError,
+    TaskKilled,
+)
 from .scheduler import Scheduler, run
 from .sockets import Socket, listen, open_connection
 from .syscalls import (
@@ -22,8 +31,8 @@ from .syscalls import (
 )
 
 __all__ = [
-    "Deadlock", "GetTid", "KillTask", "NewTask", "NoSuchTask", "NotifyClosed", "Ps",
-    "PyosError", "ReadWait", "ResourceBusy", "Scheduler", "Sleep", "Socket", "SystemCall",
-    "TaskError", "TaskInfo", "TaskKilled", "WaitTask", "WriteWait", "format_ps", "listen",
-    "open_connection", "run",
+    "Deadlock", "GetTid", "IncompleteRead", "KillTask", "LimitOverrun", "NewTask",
+    "NoSuchTask", "NotifyClosed", "Ps", "PyosError", "ReadWait", "ResourceBusy", "Scheduler",
+    "Sleep", "Socket", "SystemCall", "TaskError", "TaskInfo", "TaskKilled", "WaitTask",
+    "WriteWait", "format_ps", "listen", "open_connection", "run",
 ]
