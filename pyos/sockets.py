@@ -14,6 +14,7 @@ A Socket is also a line stream (``readline``, ``readuntil``, ... from streams.py
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 import types
@@ -216,13 +217,56 @@ def listen(host: str = "127.0.0.1", port: int = 0, backlog: int = 1024) -> Socke
 
 @types.coroutine
 def open_connection(host: str, port: int) -> Op:
-    """Connect a TCP socket to (host, port); returns a Socket."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = Socket(socket.socket(family, socket.SOCK_STREAM))
+    """Connect a TCP socket to (host, port), trying each of its addresses; return a Socket.
+
+    A name may resolve to several addresses (``localhost``: ::1 and 127.0.0.1); each is
+    tried in turn, as a server may listen on only one of them.  If none connects, the last
+    address's error is raised (ConnectionRefusedError when every one refused).
+    """
+    addresses = _numeric(host, port)
+    if addresses is None:
+        addresses = yield from _resolve(host, port)
+    error: OSError | None = None
+    for family, kind, proto, address in addresses:
+        try:
+            sock = Socket(socket.socket(family, kind, proto))
+        except OSError as exc:     # e.g. no IPv6 on this host: try the next address
+            error = exc
+            continue
+        try:
+            yield from sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise error if error is not None else OSError(f"no address for {host!r}")
+
+
+Address = tuple[int, int, int, Any]  # family, socket type, protocol, address for connect
+
+
+def _numeric(host: str, port: int) -> list[Address] | None:
+    """The one address of a numeric host, which needs no resolving; None for a name."""
     try:
-        yield from sock.connect((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return [(family, socket.SOCK_STREAM, 0, (host, port))]
+
+
+@types.coroutine
+def _resolve(host: str, port: int) -> Op:
+    """The addresses of (host, port), in getaddrinfo's order of preference.
+
+    A sub-coroutine so that it can move to a worker thread (``run_in_thread``) without
+    open_connection changing: today getaddrinfo still blocks the kernel while it runs.
+    """
+    yield from ()
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [(family, kind, proto, address) for family, kind, proto, _, address in infos]
