@@ -3,6 +3,7 @@
 readline / readuntil / readexactly / read / write, their limits and errors, what an
 interrupted read leaves behind, one reader at a time, and recv after a stream read.
 Everything runs on both pollers (the ``sched`` fixture) over socket pairs; nothing sleeps.
+open_connection has its own file, test_open_connection.py.
 """
 
 from __future__ import annotations
@@ -277,108 +278,6 @@ def test_an_interrupted_read_keeps_what_it_had_read(sched, socketpair, read, exp
     b.sendall(b"lo, w\n")
     b.shutdown(socket.SHUT_WR)
     assert reads(sched, stream, read) == [expected]
-
-
-def test_open_connection_refused(sched):
-    """A port with nothing listening: ConnectionRefusedError in the task."""
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
-    record = []
-
-    def client():
-        try:
-            yield pyos.open_connection("127.0.0.1", port)
-        except ConnectionRefusedError:
-            record.append("refused")
-
-    run_watched(sched, client())
-    assert record == ["refused"]
-
-
-def test_open_connection_to_localhost_reaches_an_ipv4_only_listener(sched, monkeypatch):
-    """localhost resolving to ::1 first: that refusal must not stop the 127.0.0.1 try.
-
-    Hosts without ::1 in /etc/hosts get it added in front, so the test means the same
-    everywhere; name resolution itself is still the real getaddrinfo.
-    """
-    real_getaddrinfo, tried = socket.getaddrinfo, []
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        infos = real_getaddrinfo(host, port, *args, **kwargs)
-        if not any(info[0] == socket.AF_INET6 for info in infos):
-            infos.insert(0, (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)))
-        tried.extend(info[4][0] for info in infos)
-        return infos
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    listener = pyos.listen("127.0.0.1", 0)
-    port, record = listener.getsockname()[1], []
-
-    def server():
-        with listener:
-            conn, _ = yield listener.accept()
-            with conn:
-                record.append((yield conn.readline()))
-
-    def client():
-        with (yield pyos.open_connection("localhost", port)) as sock:
-            yield sock.write(b"hello over localhost\n")
-
-    run_watched(sched, server(), client())
-    assert record == [b"hello over localhost\n"]
-    assert "::1" in tried and "127.0.0.1" in tried
-
-
-def test_open_connection_tries_each_address_and_raises_the_last_error(sched, monkeypatch):
-    """An address whose family does not fit raises gaierror; a closed port refuses."""
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    refused = (socket.AF_INET, socket.SOCK_STREAM, 0, closed.getsockname())
-    closed.close()
-    unfit = (socket.AF_INET, socket.SOCK_STREAM, 0, ("::1", 1))
-    record = []
-
-    def attempt(addresses):
-        @types.coroutine
-        def resolve(host, port):
-            yield from ()
-            return addresses
-
-        monkeypatch.setattr(pyos.sockets, "_resolve", resolve)
-        try:
-            yield pyos.open_connection("example.invalid", 1)
-        except OSError as exc:
-            record.append(type(exc).__name__)
-
-    def client():
-        yield attempt([unfit, refused])
-        yield attempt([refused, unfit])
-
-    run_watched(sched, client())
-    assert record == ["ConnectionRefusedError", "gaierror"]
-
-
-def test_open_connection_to_a_numeric_address_skips_resolution(sched, monkeypatch):
-    def no_resolving(host, port):
-        raise AssertionError("a numeric address was resolved")
-
-    monkeypatch.setattr(pyos.sockets, "_resolve", no_resolving)
-    listener = pyos.listen("127.0.0.1", 0)
-    record = []
-
-    def server():
-        with listener:
-            conn, _ = yield listener.accept()
-            conn.close()
-            record.append("accepted")
-
-    def client():
-        (yield pyos.open_connection(*listener.getsockname())).close()
-
-    run_watched(sched, server(), client())
-    assert record == ["accepted"]
 
 
 class PipeReader(BufferedStream):
