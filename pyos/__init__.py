@@ -9,6 +9,8 @@ from .debug import TaskInfo, format_ps
 from .errors import (
     Cancelled,
     Deadlock,
+    IncompleteRead,
+    LimitOverrun,
     NoSuchTask,
     OutcomeForgotten,
     PyosError,
@@ -38,10 +40,19 @@ from .timeouts import TimeoutScope, ignore_after, timeout_after
 from .waits import WaitQueue
 
 __all__ = [
-    "CancelTask", "Cancelled", "Deadlock", "GetTid", "KillTask", "NewTask", "NoSuchTask",
-    "NotifyClosed", "OutcomeForgotten", "Ps", "PyosError", "ReadWait", "ResourceBusy",
-    "Scheduler", "Sleep", "Socket", "SystemCall", "TaskCancelled", "TaskError", "TaskInfo",
-    "TaskKilled", "TaskTimeout", "TimeoutScope", "VirtualClock", "WaitQueue", "WaitTask",
-    "WriteWait", "current_tid", "format_ps", "ignore_after", "listen", "open_connection",
-    "run", "timeout_after",
+    # the kernel
+    "Scheduler", "VirtualClock", "current_tid", "run",
+    # system calls
+    "CancelTask", "GetTid", "KillTask", "NewTask", "NotifyClosed", "Ps", "ReadWait", "Sleep",
+    "SystemCall", "WaitTask", "WriteWait",
+    # waiting, cancellation and timeouts
+    "TimeoutScope", "WaitQueue", "ignore_after", "timeout_after",
+    # sockets and streams
+    "Socket", "listen", "open_connection",
+    # seeing inside
+    "TaskInfo", "format_ps",
+    # errors
+    "Cancelled", "Deadlock", "IncompleteRead", "LimitOverrun", "NoSuchTask",
+    "OutcomeForgotten", "PyosError", "ResourceBusy", "TaskCancelled", "TaskError",
+    "TaskKilled", "TaskTimeout",
 ]

@@ -7,8 +7,8 @@ descriptor, which wait.  Nothing here imports the rest of pyos.
 from __future__ import annotations
 
 __all__ = [
-    "Cancelled", "Deadlock", "NoSuchTask", "OutcomeForgotten", "PyosError", "ResourceBusy",
-    "TaskCancelled", "TaskError", "TaskKilled", "TaskTimeout",
+    "Cancelled", "Deadlock", "IncompleteRead", "LimitOverrun", "NoSuchTask", "OutcomeForgotten",
+    "PyosError", "ResourceBusy", "TaskCancelled", "TaskError", "TaskKilled", "TaskTimeout",
 ]
 
 
@@ -82,3 +82,28 @@ class ResourceBusy(PyosError):
     Only one task may wait to read (and one to write) a descriptor at a time; a second
     one would otherwise silently replace the first, whose wait would then never end.
     """
+
+
+class IncompleteRead(PyosError, EOFError):
+    """The stream ended before a read could be satisfied.
+
+    Raised by ``readexactly(n)`` (``expected`` is n) and by ``readuntil(sep)`` (``expected``
+    is None: no length was asked for, only a separator).  ``partial`` holds the bytes that
+    did arrive, which the stream no longer has: they are handed over here, not lost.  An
+    ``EOFError`` too, so code that already catches end-of-file keeps working.
+    """
+
+    def __init__(self, partial: bytes, expected: int | None) -> None:
+        wanted = "a separator" if expected is None else f"{expected} bytes"
+        super().__init__(f"stream ended after {len(partial)} bytes, expecting {wanted}")
+        self.partial = partial
+        self.expected = expected
+
+
+class LimitOverrun(PyosError, ValueError):
+    """A line (or a ``readuntil`` chunk) did not end within the limit the reader set.
+
+    The limit keeps one peer from growing the buffer without bound by never sending a
+    newline.  A ``ValueError`` too, as the input itself is what was wrong.
+    """
+

@@ -7,17 +7,21 @@ is ready.  The kernel never sees a socket; this module only uses system calls.
 
 Each operation is a generator marked with ``types.coroutine``, which makes the same
 object usable with ``yield`` (Beazley's trampoline), ``yield from`` and ``await``.
+A Socket is also a line stream (``readline``, ``readuntil``, ... from streams.py):
+``recv`` returns what a stream read left in the buffer before it asks the OS again.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 import types
 from collections.abc import Generator
 from typing import Any
 
+from .streams import BufferedStream
 from .syscalls import NotifyClosed, ReadWait, SystemCall, WriteWait
 
 __all__ = ["Socket", "listen", "open_connection"]
@@ -25,14 +29,15 @@ __all__ = ["Socket", "listen", "open_connection"]
 Op = Generator[Any, Any, Any]
 
 
-class Socket:
-    """A non-blocking socket whose blocking methods are sub-coroutines."""
+class Socket(BufferedStream):
+    """A non-blocking socket whose blocking methods are sub-coroutines; a line stream too."""
 
     #: After this many operations in a row that find the socket ready, the next one
     #: gives up the CPU first: one busy stream must not starve every other task.
     SWITCH_EVERY = 16
 
     def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
         sock.setblocking(False)
         self.sock = sock
         self._wait_read = ReadWait(sock)     # made once: waiting allocates nothing
@@ -67,13 +72,43 @@ class Socket:
 
     @types.coroutine
     def recv(self, size: int) -> Op:
-        """Receive up to size bytes; b"" means the peer closed its side."""
+        """Receive up to size bytes; b"" means the peer closed its side.
+
+        Bytes a stream read left in the buffer come first.  With the buffer empty (always,
+        for a socket never read by lines) that costs this hot path one attribute test.
+        """
+        if self._rbuf:
+            return self._take_buffered(size)
         if not self._more:
             self._streak = 0
             yield self._wait_read
         elif self._streak >= self.SWITCH_EVERY:
             self._streak = 0
             yield                     # let the others run, then read on
+        while True:
+            try:
+                data = self.sock.recv(size)
+            except BlockingIOError:
+                self._streak = 0
+                yield self._wait_read
+            else:
+                self._streak += 1
+                self._more = len(data) == size
+                return data
+
+    @types.coroutine
+    def _read_some(self, size: int) -> Op:
+        """recv without the buffer: how the stream layer refills it (see streams.py).
+
+        The same steps as recv's, which inlines them rather than calling this, to keep
+        its hot path one generator frame deep.
+        """
+        if not self._more:
+            self._streak = 0
+            yield self._wait_read
+        elif self._streak >= self.SWITCH_EVERY:
+            self._streak = 0
+            yield
         while True:
             try:
                 data = self.sock.recv(size)
@@ -122,6 +157,8 @@ class Socket:
                     sent += self.sock.send(octets[sent:])
                 except BlockingIOError:
                     pass
+
+    _write_all = sendall   # the stream layer's write primitive: write() is sendall()
 
     @types.coroutine
     def connect(self, address: Any) -> Op:
@@ -180,13 +217,56 @@ def listen(host: str = "127.0.0.1", port: int = 0, backlog: int = 1024) -> Socke
 
 @types.coroutine
 def open_connection(host: str, port: int) -> Op:
-    """Connect a TCP socket to (host, port); returns a Socket."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = Socket(socket.socket(family, socket.SOCK_STREAM))
+    """Connect a TCP socket to (host, port), trying each of its addresses; return a Socket.
+
+    A name may resolve to several addresses (``localhost``: ::1 and 127.0.0.1); each is
+    tried in turn, as a server may listen on only one of them.  If none connects, the last
+    address's error is raised (ConnectionRefusedError when every one refused).
+    """
+    addresses = _numeric(host, port)
+    if addresses is None:
+        addresses = yield from _resolve(host, port)
+    error: OSError | None = None
+    for family, kind, proto, address in addresses:
+        try:
+            sock = Socket(socket.socket(family, kind, proto))
+        except OSError as exc:     # e.g. no IPv6 on this host: try the next address
+            error = exc
+            continue
+        try:
+            yield from sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise error if error is not None else OSError(f"no address for {host!r}")
+
+
+Address = tuple[int, int, int, Any]  # family, socket type, protocol, address for connect
+
+
+def _numeric(host: str, port: int) -> list[Address] | None:
+    """The one address of a numeric host, which needs no resolving; None for a name."""
     try:
-        yield from sock.connect((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return [(family, socket.SOCK_STREAM, 0, (host, port))]
+
+
+@types.coroutine
+def _resolve(host: str, port: int) -> Op:
+    """The addresses of (host, port), in getaddrinfo's order of preference.
+
+    A sub-coroutine so that it can move to a worker thread (``run_in_thread``) without
+    open_connection changing: today getaddrinfo still blocks the kernel while it runs.
+    """
+    yield from ()
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [(family, kind, proto, address) for family, kind, proto, _, address in infos]
