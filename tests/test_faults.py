@@ -161,3 +161,66 @@ def test_base_exception_in_a_task_ends_mainloop_and_unwinds_the_rest(
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     run(sched, record_steps(record, "after", 2))
     assert record[-2:] == [("after", 0), ("after", 1)]
+
+
+def test_a_failure_raised_with_another_live_tasks_exception_leaves_that_task_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9, fault 1: B fails with an exception object that A raised and caught and is
+    still suspended over; cleaning up B's failure must not finalize A's generator."""
+    shared: list[BaseException] = []
+    record: list[object] = []
+
+    def a():
+        try:
+            raise ValueError("raised in a")
+        except ValueError as exc:
+            shared.append(exc)
+        yield Sleep(0)          # a is suspended here, its frame in exc's traceback
+        record.append("a resumed")
+        yield
+        record.append("a finished")
+        return "a's value"
+
+    def b():
+        yield
+        raise shared[0]
+
+    def main():
+        ta = yield pyos.NewTask(a())
+        tb = yield pyos.NewTask(b())
+        for _ in range(3):
+            yield
+        record.append((yield WaitTask(ta)))
+        try:
+            yield WaitTask(tb)
+        except pyos.OutcomeForgotten:   # (its failure was logged, not collected)
+            record.append("b's outcome was logged")
+        except pyos.TaskError as exc:
+            record.append(type(exc.__cause__).__name__)
+
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        pyos.run(main())
+    assert record == ["a resumed", "a finished", "a's value", "ValueError"]
+
+
+def test_a_failure_delivered_to_a_waiter_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A failure delivered to a task already waiting for it is that task's to handle; one
+    nobody waits for is logged at once, as before."""
+    def bad(label):
+        yield
+        raise KeyError(label)
+
+    def main():
+        waited = yield pyos.NewTask(bad("waited"))
+        yield pyos.NewTask(bad("unwaited"))
+        try:
+            yield WaitTask(waited)
+        except pyos.TaskError as exc:
+            return repr(exc.__cause__)
+
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        assert pyos.run(main()) == "KeyError('waited')"
+    logged = [r.exc_info[1] for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [repr(e) for e in logged] == ["KeyError('unwaited')"]
+

@@ -196,3 +196,35 @@ def test_waiters_of_one_task_survive_the_first_waiter_being_killed(
         ("second", "done"),
         ("third", "done"),
     ]
+
+
+def test_killing_the_waiters_of_one_task_one_by_one_is_linear() -> None:
+    """Killing 20,000 WaitTask waiters of one task, one by one, touches each once: the join
+    queue's storage stays bounded by the live waiters (no quadratic list removal)."""
+    n = 20_000
+    sizes: list[int] = []
+
+    def target():
+        yield Sleep(3600)
+
+    def waiter(tid):
+        yield WaitTask(tid)
+
+    def main():
+        t = yield NewTask(target())
+        tids = []
+        for _ in range(n):
+            tids.append((yield NewTask(waiter(t))))
+        yield
+        queue = sched._tasks[t].joiners
+        for i, tid in enumerate(tids):
+            yield KillTask(tid)
+            if i % 5000 == 4999:
+                sizes.append((len(queue), len(queue._parked)))
+        yield KillTask(t)
+
+    sched = pyos.Scheduler()
+    run(sched, main())
+    sched.close()
+    assert [live for live, _ in sizes] == [15000, 10000, 5000, 0]
+    assert all(stored <= 2 * live + 64 or stored <= 65 for live, stored in sizes), sizes

@@ -1,5 +1,7 @@
-"""Outcomes nobody collects (spec item 3): None results are not kept, the rest are kept up
-to keep_results, oldest forgotten first with a warning, and memory stays flat.
+"""Outcomes nobody collects (spec item 3; issue 9, faults 5 and 6): every outcome is kept
+up to keep_results, oldest forgotten first (a dropped value warned about once, then
+summarised), a collected one is released, a forgotten one raises OutcomeForgotten, and
+memory stays flat.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import logging
 import tracemalloc
 
 import pytest
-from helpers import noop, value_after
+from helpers import noop, ticker_sleep, value_after
 
 import pyos
 from pyos import NewTask, WaitTask
@@ -98,3 +100,94 @@ def test_collected_outcomes_are_not_reported_as_uncollected(
     sched.close()
     assert values == list(range(30))
     assert [r.getMessage() for r in caplog.records if "forgot" in r.getMessage()] == []
+
+
+def test_a_collected_outcome_is_released_and_then_forgotten() -> None:
+    """Issue 9, faults 5 and 6: once a WaitTask has collected an outcome, the kernel no
+    longer holds it (300 tasks returning 1 MB each must not hold 300 MB), and a later
+    WaitTask for it raises OutcomeForgotten rather than returning None."""
+    sched = pyos.Scheduler()
+    seen: list[object] = []
+
+    def big():
+        yield
+        return bytearray(1 << 20)
+
+    def main():
+        tids = []
+        for _ in range(300):
+            tids.append((yield NewTask(big())))
+        for _ in range(3):
+            yield
+        for tid in tids:
+            assert len((yield WaitTask(tid))) == 1 << 20
+        seen.append(len(sched._outcomes))
+        try:
+            yield WaitTask(tids[0])
+        except pyos.OutcomeForgotten as exc:
+            seen.append(str(exc))
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        sched.new(main())
+        sched.mainloop()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        sched.close()
+    assert seen[0] == 0 and "no longer kept" in seen[1]
+    assert held < 20 << 20
+
+
+def test_a_forgotten_failure_is_not_passed_off_as_none() -> None:
+    """Issue 9, fault 5: beyond keep_results, waiting for an old task that raised raises
+    OutcomeForgotten; it never returns None."""
+    def bad():
+        yield
+        raise ValueError("lost")
+
+    def main():
+        first = yield NewTask(bad())
+        for _ in range(5):
+            yield NewTask(value_after(1))
+        for _ in range(3):
+            yield
+        try:
+            return (yield WaitTask(first))
+        except pyos.OutcomeForgotten:
+            return "forgotten"
+
+    assert pyos.run(main(), keep_results=3) == "forgotten"
+
+
+def test_forgotten_outcomes_of_killed_tasks_are_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Killing thousands of tasks is not thousands of lost results: at most a summary."""
+    def main():
+        tids = []
+        for _ in range(3000):
+            tids.append((yield NewTask(ticker_sleep(3600))))
+        for tid in tids:
+            yield pyos.KillTask(tid)
+
+    with caplog.at_level(logging.WARNING, logger="pyos"):
+        pyos.run(main(), keep_results=100)
+    assert not [r for r in caplog.records if "forgot" in r.getMessage()]
+
+
+def test_forgotten_values_are_warned_about_once_then_summarised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Many dropped values: one warning, then one summary when the scheduler closes."""
+    def main():
+        for _ in range(500):
+            yield NewTask(value_after(42))
+        yield
+
+    with caplog.at_level(logging.WARNING, logger="pyos"):
+        pyos.run(main(), keep_results=10)
+    forgot = [r.getMessage() for r in caplog.records if "forgot" in r.getMessage()]
+    assert len(forgot) == 2 and "490" in forgot[1], forgot

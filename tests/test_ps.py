@@ -221,3 +221,22 @@ def test_where_and_format_ps():
     assert format_ps(infos[:2], stacks=True) == "\n".join(
         [header, row1, "       prog.py:10:main", "       sockets.py:67:recv", row2])
     assert format_ps([]) == header
+
+
+def test_ps_prints_long_sleeps_readably() -> None:
+    """Sleep(1e308) reads 'forever', an hour-scale sleep in hours: no 300-digit numbers."""
+    states: list[str] = []
+
+    def sleeper(seconds):
+        yield pyos.Sleep(seconds)
+
+    def main():
+        for seconds in (1e308, 7200):
+            yield pyos.NewTask(sleeper(seconds))
+        yield
+        states.extend(info.state for info in (yield pyos.Ps())[1:])
+        for info in (yield pyos.Ps())[1:]:
+            yield pyos.KillTask(info.tid)
+
+    pyos.run(main())
+    assert states == ["sleeping for forever more", "sleeping for 2.0h more"]

@@ -183,3 +183,57 @@ def test_fifty_thousand_tasks_run_to_completion() -> None:
     finally:
         sched.close()
     assert count[0] == 100_000
+
+
+def test_sub_coroutine_calls_count_against_the_turn(sched: pyos.Scheduler) -> None:
+    """Issue 9, fault 4: a loop of `yield helper()` calls that never block gives up the
+    processor after calls_per_turn of them, as a run of immediate system calls does."""
+    record: list[object] = []
+
+    def helper(i):
+        return i
+        yield  # (a generator)
+
+    def caller():
+        for i in range(200):
+            yield helper(i)
+        record.append("caller done")
+
+    def other():
+        record.append("other ran")
+        yield
+
+    sched.new(caller())
+    sched.new(other())
+    sched.mainloop()
+    assert record == ["other ran", "caller done"]
+
+
+def test_a_scheduler_runs_in_one_thread_at_a_time() -> None:
+    """Issue 9, fault 10: a second thread calling mainloop() on a scheduler already running
+    gets a clear RuntimeError (the guard is not per thread)."""
+    import threading
+
+    sched = pyos.Scheduler()
+    started, errors = threading.Event(), []
+
+    def main():
+        started.set()
+        deadline = time.monotonic() + 5
+        while not errors and time.monotonic() < deadline:   # until the other thread tried
+            yield pyos.Sleep(0.001)
+
+    def second() -> None:
+        started.wait(5)
+        try:
+            sched.mainloop()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    thread = threading.Thread(target=second)
+    sched.new(main())
+    thread.start()
+    sched.mainloop()
+    thread.join(5)
+    sched.close()
+    assert len(errors) == 1 and "another thread" in errors[0]

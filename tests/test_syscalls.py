@@ -241,3 +241,47 @@ def test_sleep_rejects_bad_durations_at_construction(arg: object, error: type) -
         return None
 
     assert pyos.run(main()) == "caught"
+
+
+class WakeLater(SystemCall):
+    """A user-defined call that schedules another task, whatever it is doing."""
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+
+    def handle(self) -> None:
+        target = self.sched._tasks[self.tid]
+        target.sendval = "woken by a user call"
+        self.sched.schedule(target)
+        self.sched.schedule(target)      # twice: still queued once
+        self.sched.schedule(self.task)
+
+
+def test_schedule_from_a_user_call_ends_the_old_wait(sched, socketpair) -> None:
+    """Issue 9, fault 3: a task scheduled while it sleeps or waits on a descriptor is not
+    resumed a second time by the stale timer or event, nor run twice when scheduled twice."""
+    a, b = socketpair
+    record: list[object] = []
+
+    def sleeper():
+        record.append(("sleeper", (yield Sleep(0.05))))
+        yield Sleep(0.1)                 # the stale timer must not cut this one short
+        record.append("sleeper slept")
+
+    def reader():
+        record.append(("reader", (yield ReadWait(a))))
+        record.append("reader done")
+
+    def main():
+        s = yield pyos.NewTask(sleeper())
+        r = yield pyos.NewTask(reader())
+        yield
+        yield WakeLater(s)
+        yield WakeLater(r)
+        b.send(b"x")                     # the stale read wait must not wake the reader again
+        yield Sleep(0.2)
+
+    run(sched, main())
+    assert record == [("sleeper", "woken by a user call"), ("reader", "woken by a user call"),
+                      "reader done", "sleeper slept"]
+    assert not sched._poller.readers and len(sched._timers) == 0
