@@ -22,6 +22,7 @@ from .errors import (
 )
 from .runtime import current_tid
 from .scheduler import Scheduler, run
+from .serve import serve
 from .sockets import Socket, listen, open_connection
 from .syscalls import (
     CancelTask,
@@ -47,8 +48,8 @@ __all__ = [
     "SystemCall", "WaitTask", "WriteWait",
     # waiting, cancellation and timeouts
     "TimeoutScope", "WaitQueue", "ignore_after", "timeout_after",
-    # sockets and streams
-    "Socket", "listen", "open_connection",
+    # sockets, streams and servers
+    "Socket", "listen", "open_connection", "serve",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors
