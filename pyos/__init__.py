@@ -20,10 +20,11 @@ from .syscalls import (
     WaitTask,
     WriteWait,
 )
+from .workers import run_workers
 
 __all__ = [
     "Deadlock", "GetTid", "KillTask", "NewTask", "NoSuchTask", "NotifyClosed", "Ps",
     "PyosError", "ReadWait", "ResourceBusy", "Scheduler", "Sleep", "Socket", "SystemCall",
     "TaskError", "TaskInfo", "TaskKilled", "WaitTask", "WriteWait", "format_ps", "listen",
-    "open_connection", "run",
+    "open_connection", "run", "run_workers",
 ]
