@@ -29,10 +29,11 @@ The supervisor is plain blocking code, not a pyos task.  It blocks the signals i
 ``signal.sigtimedwait``, so there is no handler to race with and no self-pipe; workers
 get the caller's signal mask back right after the fork.
 
-* A worker that fails (non-zero status or a signal) is started again after a back-off
-  that doubles with each death within ``quick`` seconds of starting; after ``give_up``
-  such deaths in a row the supervisor stops the others and returns 1.  A worker whose
-  main returns normally has finished and is not restarted.
+* A worker that dies (an exception, a signal, SIGINT or SIGTERM to it alone: status
+  130 after unwinding) is started again after a back-off that doubles with each death
+  within ``quick`` seconds of starting; after ``give_up`` such deaths in a row the
+  supervisor stops the others and returns 1.  A worker whose main returns has finished
+  and is not restarted.
 * SIGINT or SIGTERM: every worker gets SIGTERM (which, unless the program handles it,
   raises KeyboardInterrupt in the worker, so its kernel unwinds every task and closes
   every socket), then SIGKILL after ``grace`` seconds; a second signal kills at once.
@@ -102,6 +103,8 @@ def run_workers(main: Callable[[], Any], workers: int = 0, *, grace: float = 5.0
         raise ValueError(f"workers must be 0 (one per CPU) or more, not {workers}")
     count = workers or len(os.sched_getaffinity(0))
     supervisor = _Supervisor(main, options, grace, backoff, max_backoff, quick, give_up)
+    # SIG_IGN would make the kernel reap workers itself, leaving waitpid nothing to see.
+    supervisor.old_chld = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SERVED)
     supervisor.old_mask = old_mask
     try:
@@ -111,6 +114,7 @@ def run_workers(main: Callable[[], Any], workers: int = 0, *, grace: float = 5.0
         while signal.sigtimedwait(SERVED, 0):   # served already: don't deliver them late
             pass
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        signal.signal(signal.SIGCHLD, supervisor.old_chld)
         for fd in supervisor.lifeline or ():
             os.close(fd)
 
@@ -126,6 +130,7 @@ class _Supervisor:
         self.slots: list[_Slot] = []
         self.pid = os.getpid()
         self.old_mask: set[int] = set()
+        self.old_chld: Any = signal.SIG_DFL
         # Without prctl, workers learn that the supervisor is gone from this pipe's EOF.
         self.lifeline = None if _prctl is not None else os.pipe()
 
@@ -196,13 +201,14 @@ class _Supervisor:
         try:
             if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # before unblocking it
                 signal.signal(signal.SIGTERM, signal.default_int_handler)  # unwind, cleanly
+            signal.signal(signal.SIGCHLD, self.old_chld)
             signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
             self.follow_supervisor()
             from . import run  # late: the package has finished importing by now
             run(self.main(), **self.options)
             code = 0
-        except KeyboardInterrupt:  # stopped by SIGINT or SIGTERM: how workers end
-            code = 0
+        except KeyboardInterrupt:  # SIGINT or SIGTERM: every task has been unwound
+            code = 128 + signal.SIGINT  # as a shell reports Ctrl-C: restart unless stopping
             log.info("worker %d (pid %d) stopped", index, os.getpid())
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)

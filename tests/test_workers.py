@@ -116,18 +116,20 @@ def test_workers_zero_means_one_per_cpu(workers):
         assert round_trip(sock) == b"ping"
 
 
-def test_killed_worker_is_restarted_and_service_goes_on(workers):
-    """SIGKILL to a worker: a new one takes its place, and clients are still served."""
+@pytest.mark.parametrize(("signum", "death"), [
+    (signal.SIGKILL, "was killed by SIGKILL"), (signal.SIGTERM, "exited with status 130")])
+def test_killed_worker_is_restarted_and_service_goes_on(workers, signum, death):
+    """A worker killed (or told to stop) alone: a new one takes its place, service goes on."""
     server, pids = workers(2)
     victim = min(pids)
-    os.kill(victim, signal.SIGKILL)
+    os.kill(victim, signum)
     assert wait_for(lambda: len(children(server.proc.pid) - pids) == 1, 3.0)
     now = children(server.proc.pid)
     assert victim not in now and len(now) == 2
     for _ in range(5):
         with server.connect() as sock:
             assert round_trip(sock) == b"ping"
-    assert f"(pid {victim}) was killed by SIGKILL" in server.stderr()
+    assert f"(pid {victim}) {death}" in server.stderr()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -202,9 +204,14 @@ def test_sigterm_unwinds_workers_of_a_program_without_handlers(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_workers_that_keep_dying_make_the_supervisor_give_up(tmp_path):
-    """A main that fails at once: restarted with a doubling back-off, then exit status 1."""
+@pytest.mark.parametrize("sigchld", ["SIG_DFL", "SIG_IGN"])
+def test_workers_that_keep_dying_make_the_supervisor_give_up(tmp_path, sigchld):
+    """A main that fails at once: restarted with a doubling back-off, then exit status 1.
+
+    Even in a program that ignores SIGCHLD (which would have the kernel reap workers).
+    """
     proc, err = script(tmp_path, (
+        f"import signal\nsignal.signal(signal.SIGCHLD, signal.{sigchld})\n"
         "def main():\n    raise RuntimeError('broken at birth')\n"
         "sys.exit(pyos.run_workers(main, 1))\n"))
     assert proc.wait(10) == 1
