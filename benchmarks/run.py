@@ -7,8 +7,8 @@ measured in the same run on the same machine, so one script measures them all, p
 the machine, the tables and the target summary as Markdown, and saves both the Markdown
 and the raw JSON in benchmarks/results/ (latest.* for a full run, latest-quick.* for
 --quick).  Every measurement runs in a fresh process.  Peers that cannot be imported
-are reported as skipped.  A full run takes 11-14 minutes (more retries when
-the machine is busy), --quick about a minute.
+are reported as skipped.  A full run takes 12-15 minutes (more retries when
+the machine is busy), --quick under two minutes.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def interleaved(names: list[str], runs: int, argv_of: Any, key: str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
     parser.add_argument("--only", default="switches,memory,echo,c10k,workers",
                         help="comma-separated sections to run")
     parser.add_argument("--passes", type=int, help="echo passes per point (default 3)")
