@@ -12,17 +12,18 @@ The caller binds before calling, so a bad address fails at once, in the caller's
 process, and port 0 is resolved once for every worker.
 
 Why the workers share the caller's one listening socket rather than each opening its
-own SO_REUSEPORT socket on the port: both were measured (2 workers, 2-core machine,
-interleaved passes, Nov 2026).  Echo round trips over 100 connections were equal within
-the noise (shared 95-127k/s, per-worker 84-126k/s: the client and the machine's other
-load set the pace, see benchmarks/), and connections were spread evenly either way
-(700 connections: 313/387 shared, 342/358 per-worker).  New connections per second
-(4 clients doing connect, echo, close) favoured sharing: 11.5-12.3k/s against
-8.0-10.1k/s, because an idle worker takes the next connection, where the port's hash may
-hand it to a busy one.  Sharing is also the robust choice: a worker that dies leaves
-nothing stranded in a queue of its own, its replacement inherits the same socket, and
-``main`` simply closes over the listener.  The cost is that every idle worker wakes for
-each new connection and all but one find nothing to accept.
+own SO_REUSEPORT socket on the port: both were measured (2 workers, 2-core machine
+shared with other work, interleaved 2 s windows, Nov 2026).  Echo round trips over 100
+connections were equal within the noise (medians of two runs: shared 117k and 95k/s,
+per-worker 83k and 104k/s; single windows 53-127k/s either way: the client and the
+machine's other load set the pace, see benchmarks/), and connections were spread
+evenly either way (700 connections: 313/387 shared, 342/358 per-worker).  New
+connections per second (4 clients doing connect, echo, close) favoured sharing:
+11.5-12.3k/s against 8.0-10.1k/s, because an idle worker takes the next connection,
+where the port's hash may hand it to a busy one.  Sharing is also the robust choice: a
+worker that dies leaves nothing stranded in a queue of its own, its replacement inherits
+the same socket, and ``main`` simply closes over the listener.  The cost is that every
+idle worker wakes for each new connection and all but one find nothing to accept.
 
 The supervisor is plain blocking code, not a pyos task.  It blocks the signals it serves
 (SIGCHLD, SIGINT, SIGTERM, SIGUSR1) and takes them one at a time with
