@@ -176,6 +176,7 @@ def test_workers_exit_when_the_supervisor_is_killed(tmp_path, lifeline):
         f"if {lifeline == 'pipe'}:\n    pyos.workers._prctl = None\n"
         "def main():\n    yield pyos.Sleep(3600)\n"
         "sys.exit(pyos.run_workers(main, 2))\n"))
+    pids: set[int] = set()
     try:
         assert wait_for(lambda: len(children(proc.pid)) == 2), err.read_text()
         pids = children(proc.pid)
@@ -183,8 +184,9 @@ def test_workers_exit_when_the_supervisor_is_killed(tmp_path, lifeline):
         proc.wait(5)
         assert wait_for(lambda: all(gone(pid) for pid in pids), 3.0), "orphans left behind"
     finally:
-        for pid in children(proc.pid):
-            os.kill(pid, signal.SIGKILL)
+        for pid in pids | children(proc.pid):  # orphans are no longer proc's children
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_sigterm_unwinds_workers_of_a_program_without_handlers(tmp_path):
