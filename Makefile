@@ -32,7 +32,7 @@ $(VENV)/.bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]" || echo "some benchmark peers failed to install; they will be reported as skipped"
 	touch $(VENV)/.bench
 
-bench: $(VENV)/.bench  ## pyos against asyncio, uvloop, curio and trio (QUICK=1 for a short run)
+bench: $(VENV)/.bench  ## pyos against asyncio, uvloop, curio and trio, and over 1, 2, 4 workers (QUICK=1: short)
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick,)
 
 clean:

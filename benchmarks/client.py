@@ -10,7 +10,8 @@ patterns, so a server that echoed stale or misplaced bytes is caught).
 Phases: connect in small batches (each batch does one round trip before the next is
 opened, which keeps the server's accept backlog short); run every connection for a
 warm-up; measure a window, reading the server's utime/stime from /proc/<pid>/stat at its
-edges; stop sending, drain what is in flight, close.  Prints one JSON object on stdout.
+edges (its worker processes' too, if it has any); stop sending, drain what is in flight,
+close.  Prints one JSON object on stdout.
 
     python benchmarks/client.py --port P --conns N --size BYTES --duration S --server-pid PID
 """
@@ -27,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-from common import HOST, machine_busy, proc_cpu, raise_nofile, self_cpu
+from common import HOST, machine_busy, raise_nofile, self_cpu, tree_cpu
 
 PATTERNS = 7  # distinct messages each connection cycles through
 IN, OUT = select.EPOLLIN, select.EPOLLOUT
@@ -183,11 +184,11 @@ def run(port: int, conns: int, size: int, duration: float, warmup: float,
     load.start(list(load.socks))
     load.pump(time.perf_counter() + warmup, sending=True)
     # The measured window.
-    s0, c0, n0, m0 = proc_cpu(server_pid), self_cpu(), load.done, machine_busy()
+    s0, c0, n0, m0 = tree_cpu(server_pid), self_cpu(), load.done, machine_busy()
     t0 = time.perf_counter()
     load.pump(t0 + duration, sending=True)
     t1 = time.perf_counter()
-    s1, c1, n1, m1 = proc_cpu(server_pid), self_cpu(), load.done, machine_busy()
+    s1, c1, n1, m1 = tree_cpu(server_pid), self_cpu(), load.done, machine_busy()
     load.pump(float("inf"), sending=False, idle_goal=conns)  # drain: check every byte
     checked = load.done * size
     load.close()

@@ -43,6 +43,32 @@ def proc_cpu(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of pid plus its live descendants (run_workers' workers).
+
+    A parent's own stat counts a child only once it has been reaped, so the workers of a
+    supervisor are read one by one; for a single-process server this is proc_cpu(pid).
+    """
+    user, system = proc_cpu(pid)
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return user, system
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children = [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            try:
+                u, s = tree_cpu(child)
+            except FileNotFoundError:  # it exited between the two reads
+                continue
+            user, system = user + u, system + s
+    return user, system
+
+
 def machine_busy() -> float:
     """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
     with open("/proc/stat") as f:

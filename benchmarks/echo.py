@@ -36,7 +36,12 @@ SERVERS: dict[str, tuple[list[str], str | None]] = {
     "trio": ([str(SERVER_DIR / "trio_server.py")], "trio"),
     "epoll-callbacks": ([str(SERVER_DIR / "epoll_server.py")], None),
     "generator-floor": ([str(SERVER_DIR / "generator_floor.py")], None),
+    # The same demo over pyos.run_workers: a supervisor and N worker processes.
+    **{f"pyos-workers-{n}": ([str(ROOT / "demos" / "echo_server.py"), "-q", "--workers",
+                              str(n)], None) for n in (1, 2, 4)},
 }
+#: Servers left free to use every core: pinning them to one would defeat their purpose.
+UNPINNED = {"pyos-workers-1", "pyos-workers-2", "pyos-workers-4"}
 CLIENT_BOUND = 0.8  # client CPU / wall above this: the client, not the server, is the limit
 NOISY = 0.25        # other processes used more than this share of a core: measure again
 RETRIES = 1         # at once; later make-up rounds cover what is still short
@@ -74,7 +79,7 @@ class Server:
             self.proc = None
             return
         self.port = int(line.rsplit(":", 1)[1])
-        if SERVER_CPU is not None:
+        if SERVER_CPU is not None and self.name not in UNPINNED:
             os.sched_setaffinity(self.proc.pid, {SERVER_CPU})
 
     def last_error(self) -> str:

@@ -116,6 +116,34 @@ def echo_md(echo: dict[str, Any]) -> list[str]:
     return out
 
 
+def workers_md(w: dict[str, Any]) -> list[str]:
+    """The plain demo against ``--workers 1, 2, 4``: round trips/s and where the CPU went."""
+    c, s = w["points"][0]
+    out = [f"## Echo with run_workers ({c:,} connections x {s:,} B, {w['passes']} passes x "
+           f"{w['duration']} s)", "",
+           "`pyos` is the plain demo, pinned to one core as above; `pyos-workers-N` is "
+           "`demos/echo_server.py --workers N`, left free to use every core (the client "
+           "stays pinned to its own).  Server CPU is the supervisor's and every worker's, in "
+           "cores; when server + client + others reach the machine's cores, the machine, not "
+           "pyos, sets the pace.", "",
+           "| server | round trips/s | vs pyos | server µs/rt | server CPU | client CPU | "
+           "others | note |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    base = w["summary"].get(f"pyos|{c}|{s}", {}).get("rps")
+    for name, info in w["servers"].items():
+        r = w["summary"].get(f"{name}|{c}|{s}")
+        if info["skipped"] or r is None:
+            out.append(f"| {name} | skipped: {info['skipped'] or 'not measured'} | | | | | | |")
+            continue
+        notes = (["client-bound"] if r["client_bound"] else []) + (
+            [f"{len(r['errors'])} failed: {r['errors'][0][:60]}"] if r["errors"] else [])
+        ratio = f"{r['rps'] / base:.2f}x" if base else "n/a"
+        out.append(f"| {name} | {_f(r['rps'])} | {ratio} | "
+                   f"{_f(r['user_us'] + r['sys_us'], '.2f')} | {r['server_share']:.2f} | "
+                   f"{r['client_share']:.2f} | {r.get('others_share', 0):.2f} | "
+                   f"{'; '.join(notes)} |")
+    return [*out, ""]
+
+
 def c10k_md(r: dict[str, Any]) -> list[str]:
     out = ["## 10,000 concurrent connections against pyos (every byte checked)", ""]
     if "error" in r:
@@ -197,6 +225,8 @@ def render(res: dict[str, Any]) -> str:
         lines += echo_md(res["echo"])
     if "c10k" in res:
         lines += c10k_md(res["c10k"])
+    if "workers" in res:
+        lines += workers_md(res["workers"])
     return "\n".join(lines)
 
 

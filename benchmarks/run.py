@@ -1,14 +1,14 @@
 """``make bench``: pyos against asyncio, uvloop, curio, trio, bare epoll and generator loops.
 
-    python benchmarks/run.py [--quick] [--only switches,memory,echo,c10k]
+    python benchmarks/run.py [--quick] [--only switches,memory,echo,c10k,workers]
 
 Why one entry point: the numbers only mean something as ratios between schedulers
 measured in the same run on the same machine, so one script measures them all, prints
 the machine, the tables and the target summary as Markdown, and saves both the Markdown
 and the raw JSON in benchmarks/results/ (latest.* for a full run, latest-quick.* for
 --quick).  Every measurement runs in a fresh process.  Peers that cannot be imported
-are reported as skipped.  A full run takes 11-14 minutes (more retries when
-the machine is busy), --quick about a minute.
+are reported as skipped.  A full run takes 12-15 minutes (more retries when
+the machine is busy), --quick under two minutes.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def interleaved(names: list[str], runs: int, argv_of: Any, key: str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
-    parser.add_argument("--only", default="switches,memory,echo,c10k",
+    parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
+    parser.add_argument("--only", default="switches,memory,echo,c10k,workers",
                         help="comma-separated sections to run")
     parser.add_argument("--passes", type=int, help="echo passes per point (default 3)")
     parser.add_argument("--duration", type=float, help="seconds per echo measurement")
@@ -143,6 +143,15 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{C10K + 100:,} (raise the hard limit)"}
         else:
             res["c10k"] = run_c10k(C10K, 100, 1.0 if quick else 3.0, log)
+
+    if "workers" in sections:
+        # The demo over run_workers with 1, 2 and 4 workers against the plain demo: what
+        # more processes buy, and on a small machine, what the client's own core leaves.
+        log("echo round trips with run_workers ...")
+        res["workers"] = run_echo(
+            ["pyos", *(f"pyos-workers-{n}" for n in (1, 2, 4))], [(100, 100)],
+            args.passes or 3, args.duration or (0.5 if quick else 1.5),
+            0.2 if quick else 0.3, log, deadline=time.perf_counter() + (30 if quick else 120))
 
     res["elapsed_s"] = time.perf_counter() - started
     res["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -1,10 +1,13 @@
 """A TCP echo server on pyos: one task per connection.
 
     python demos/echo_server.py [--host 127.0.0.1] [--port 45000] [-q] [--max-conns N]
+                                [--workers N]
 
 Try it with ``nc 127.0.0.1 45000`` or ``python demos/echo_client.py``.  Ctrl-C stops it
 cleanly: every task is unwound and every client sees EOF.  ``kill -USR1 <pid>`` prints
-what each task is doing without stopping it.
+what each task is doing without stopping it.  ``--workers N`` serves the port from N
+processes, each with its own kernel (0: one per CPU); the pid printed in each log line
+tells them apart, and signals to the supervisor reach every worker.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import pyos
 from pyos import NewTask
+from pyos.runtime import current_kernel
 
 log = logging.getLogger("echo")
 CHUNK = 65536  # at most this much is held per client: the rest waits in the kernel
@@ -61,6 +65,31 @@ def serve(listener: pyos.Socket, max_conns: int) -> object:
             yield NewTask(handle(client, address, active), name=f"client {address[1]}")
 
 
+def worker(listener: pyos.Socket, max_conns: int) -> object:
+    """One worker process's main task: serve the listener it inherited, like serve().
+
+    pyos.run() makes the worker's scheduler, so the SIGUSR1 dump is installed from here.
+    """
+    kernel = current_kernel()
+    kernel.dump_on_signal(signal.SIGUSR1)
+    if kernel.trace:  # PYOS_TRACE=1: show the trace even with -q
+        logging.getLogger("pyos").setLevel(logging.INFO)
+    yield from serve(listener, max_conns)
+
+
+def main_workers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """--workers N: bind here, print the one line, then let run_workers fork the rest."""
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # harmless until each worker's dump
+    try:
+        listener = pyos.listen(args.host, args.port, reuse_port=True)
+    except OSError as exc:
+        parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
+    host, port = listener.getsockname()[:2]
+    print(f"echo server listening on {host}:{port}", flush=True)
+    return pyos.run_workers(lambda: worker(listener, args.max_conns), args.workers,
+                            poller=args.poller)
+
+
 def raise_fd_limit() -> None:
     """Allow as many descriptors as the hard limit does: one per client."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -75,12 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="don't log connections")
     parser.add_argument("--max-conns", type=int, default=10_000, help="concurrent clients")
     parser.add_argument("--poller", choices=["epoll", "select"], default=None)
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="serve from N processes, one kernel each (0: one per CPU)")
     args = parser.parse_args(argv)
+    pid = "[%(process)d]" if args.workers is not None else ""  # which worker says it
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s")
+                        format=f"%(asctime)s %(name)s{pid}: %(message)s")
     for signum in (signal.SIGINT, signal.SIGTERM):  # even if launched with SIGINT ignored
         signal.signal(signum, signal.default_int_handler)
     raise_fd_limit()
+    if args.workers is not None:
+        return main_workers(parser, args)
     sched = pyos.Scheduler(poller=args.poller)
     if sched.trace:  # PYOS_TRACE=1: show the trace even with -q
         logging.getLogger("pyos").setLevel(logging.INFO)

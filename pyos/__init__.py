@@ -39,6 +39,7 @@ from .syscalls import (
 )
 from .timeouts import TimeoutScope, ignore_after, timeout_after
 from .waits import WaitQueue
+from .workers import run_workers
 
 __all__ = [
     # the kernel
@@ -49,7 +50,7 @@ __all__ = [
     # waiting, cancellation and timeouts
     "TimeoutScope", "WaitQueue", "ignore_after", "timeout_after",
     # sockets, streams and servers
-    "Socket", "listen", "open_connection", "serve",
+    "Socket", "listen", "open_connection", "run_workers", "serve",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors

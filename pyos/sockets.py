@@ -201,12 +201,20 @@ class Socket(BufferedStream):
         self.sock.setsockopt(level, option, value)
 
 
-def listen(host: str = "127.0.0.1", port: int = 0, backlog: int = 1024) -> Socket:
-    """A listening TCP socket on (host, port); port 0 picks a free one."""
+def listen(host: str = "127.0.0.1", port: int = 0, backlog: int = 1024,
+           reuse_port: bool = False) -> Socket:
+    """A listening TCP socket on (host, port); port 0 picks a free one.
+
+    reuse_port sets SO_REUSEPORT, so that other sockets (of this user) may listen on the
+    same port and the kernel spreads connections over them: how ``run_workers`` and
+    several servers started by hand share one port.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(backlog)
     except BaseException:
