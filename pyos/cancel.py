@@ -60,8 +60,16 @@ class Cancellation:
         task = self._tasks.get(tid)
         if task is None:
             return False
-        if self._on_its_way(task) is None:
-            self._interrupt(task, Cancelled(f"task {tid} was cancelled"))
+        pending = self._on_its_way(task)
+        exc = Cancelled(f"task {tid} was cancelled")
+        if pending is None:
+            self._interrupt(task, exc)
+        elif pending.scope is not None:   # a timeout's, which its scope may drop or turn
+            if pending is task.pending_error:   # into a TaskTimeout: this one outranks it
+                pending.scope.expired = False
+                task.throw(exc)
+            else:
+                self._cancels[task] = exc
         return True
 
     def _on_its_way(self, task: Task) -> Cancelled | None:
