@@ -112,7 +112,7 @@ class Cancellation:
     # -- Timeout scopes ----------------------------------------------------------------------
     def enter_scope(self, task: Task, scope: Any, seconds: float | None) -> None:
         """Open scope on task with a deadline seconds from now (None: no deadline)."""
-        if seconds is None:
+        if seconds is None or seconds == float("inf"):   # a deadline that never comes
             return
         scope.deadline = self._now() + seconds
         self._scopes.setdefault(task, []).append(scope)
