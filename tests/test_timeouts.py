@@ -266,6 +266,21 @@ def test_seconds_none_sets_no_deadline_but_enclosing_ones_apply() -> None:
     assert record == ["no deadline", (True, False, 101.0)]
 
 
+def test_an_infinite_timeout_never_fires() -> None:
+    """On virtual time too: no jump to infinity and a TaskTimeout there.  A task parked
+    under it that nothing else can wake is deadlocked, like one under None."""
+    clock, record = VirtualClock(), []
+
+    def main():
+        record.append((yield timeout_after(math.inf, sleeper(5, "value"))))
+        yield timeout_after(math.inf, WaitQueue("never").park())
+
+    with pytest.raises(pyos.Deadlock, match="never"):
+        pyos.run(main(), clock=clock)
+    assert record == ["value"]
+    assert clock.time() == 5.0
+
+
 @pytest.mark.parametrize("seconds", [-1, -0.001, math.nan])
 @pytest.mark.parametrize("make", [timeout_after, ignore_after])
 def test_negative_or_nan_seconds_raise_value_error_where_the_call_is_made(make, seconds) -> None:
