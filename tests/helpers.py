@@ -91,8 +91,9 @@ def held(q: WaitQueue):
 class Waits:
     """One blocking point of each kind on one scheduler, and what each one leaves behind."""
 
-    def __init__(self, sched: pyos.Scheduler, a, b) -> None:
+    def __init__(self, sched: pyos.Scheduler, a, b, as_fd=lambda s: s) -> None:
         self.sched, self.a, self.b = sched, a, b
+        self.fd = as_fd(a)   # what ReadWait and WriteWait are given: a, or its number
         self.q = WaitQueue("q")
         self.hold = WaitQueue("hold")   # the task a WaitTask waits for is parked here
         self.other = 0
@@ -106,8 +107,8 @@ class Waits:
 
     def call(self, kind: str) -> SystemCall:
         """The call that parks its caller at a blocking point of this kind."""
-        return {"Sleep": lambda: Sleep(3600), "ReadWait": lambda: ReadWait(self.a),
-                "WriteWait": lambda: WriteWait(self.a), "WaitTask": lambda: WaitTask(self.other),
+        return {"Sleep": lambda: Sleep(3600), "ReadWait": lambda: ReadWait(self.fd),
+                "WriteWait": lambda: WriteWait(self.fd), "WaitTask": lambda: WaitTask(self.other),
                 "park": self.q.park}[kind]()
 
     def left_behind(self) -> dict[str, int]:

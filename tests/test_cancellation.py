@@ -98,9 +98,10 @@ def test_cancel_hits_a_parked_task_at_once(kind: str, waits: Waits) -> None:
 
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_cancelled_wait_leaves_nothing_behind(kind: str, waits: Waits) -> None:
+def test_a_cancelled_wait_leaves_nothing_behind(kind: str, vsched, socketpair, as_fd) -> None:
     """After the cancel: no poller registration (main waits on that socket at once), no
-    timer, no queue slot, no join entry."""
+    timer, no queue slot, no join entry.  Descriptors as sockets and as numbers."""
+    waits = Waits(vsched, *socketpair, as_fd)
     sched, seen = waits.sched, []
 
     def victim():

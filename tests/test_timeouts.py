@@ -663,10 +663,10 @@ def test_a_deadline_after_a_pending_cancel_task_leaves_it_a_cancel() -> None:
 # -- Nothing left behind --------------------------------------------------------------------
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_timed_out_wait_leaves_nothing_behind(kind, vsched, socketpair) -> None:
+def test_a_timed_out_wait_leaves_nothing_behind(kind, vsched, socketpair, as_fd) -> None:
     """No poller registration (main waits on that socket at once), no timer (neither the
     wait's nor the scope's), no queue slot, no join entry."""
-    waits, seen = Waits(vsched, *socketpair), []
+    waits, seen = Waits(vsched, *socketpair, as_fd), []
 
     def main():
         yield from waits.start()
