@@ -404,12 +404,14 @@ def test_ps_says_what_a_parked_task_waits_on_and_when_its_deadline_fires() -> No
     assert "waiting on WaitQueue 'connection-pool', deadline in 4.000s" in table
 
 
+@pytest.mark.parametrize("how", ["PYOS_TRACE", "trace=True"])
 def test_the_trace_says_what_a_parked_task_waits_on_and_when_its_deadline_fires(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    how: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """PYOS_TRACE=1 (or trace=True): the park line names the queue and the deadline."""
+    """PYOS_TRACE=1 or trace=True: the park line names the queue and the deadline."""
     caplog.set_level(logging.INFO, logger="pyos")
-    monkeypatch.setenv("PYOS_TRACE", "1")
+    options = {"trace": True} if how == "trace=True" else {}
+    monkeypatch.setenv("PYOS_TRACE", "1" if how == "PYOS_TRACE" else "")
     q = WaitQueue("jobs")
 
     def worker():
@@ -420,7 +422,7 @@ def test_the_trace_says_what_a_parked_task_waits_on_and_when_its_deadline_fires(
         yield Sleep(1)
         q.wake("job")
 
-    pyos.run(main(), clock=VirtualClock())
+    pyos.run(main(), clock=VirtualClock(), **options)
     lines = [r.getMessage() for r in caplog.records]
     assert ("<Task 2 'worker'> park(WaitQueue 'jobs') -> waiting on WaitQueue 'jobs', "
             "deadline in 5.000s") in lines, lines
