@@ -27,6 +27,20 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Cancellation"]
 
 
+class _Deadline:
+    """A timeout scope's entry in the timer heap: ``task`` is None once spent or cancelled.
+
+    Not the scope itself: a scope is a SystemCall, and the kernel sets ``task`` on every
+    call yielded to it, so a scope yielded again would revive its dead timer.
+    """
+
+    __slots__ = ("scope", "task")
+
+    def __init__(self, scope: Any, task: Task) -> None:
+        self.scope = scope
+        self.task: Task | None = task
+
+
 class Cancellation:
     """Mixed into Kernel: CancelTask, pending cancels, timeout scopes."""
 
@@ -46,8 +60,16 @@ class Cancellation:
         task = self._tasks.get(tid)
         if task is None:
             return False
-        if self._on_its_way(task) is None:
-            self._interrupt(task, Cancelled(f"task {tid} was cancelled"))
+        pending = self._on_its_way(task)
+        exc = Cancelled(f"task {tid} was cancelled")
+        if pending is None:
+            self._interrupt(task, exc)
+        elif pending.scope is not None:   # a timeout's, which its scope may drop or turn
+            if pending is task.pending_error:   # into a TaskTimeout: this one outranks it
+                pending.scope.expired = False
+                task.throw(exc)
+            else:
+                self._cancels[task] = exc
         return True
 
     def _on_its_way(self, task: Task) -> Cancelled | None:
@@ -90,7 +112,7 @@ class Cancellation:
     # -- Timeout scopes ----------------------------------------------------------------------
     def enter_scope(self, task: Task, scope: Any, seconds: float | None) -> None:
         """Open scope on task with a deadline seconds from now (None: no deadline)."""
-        if seconds is None:
+        if seconds is None or seconds == float("inf"):   # a deadline that never comes
             return
         scope.deadline = self._now() + seconds
         self._scopes.setdefault(task, []).append(scope)
@@ -98,15 +120,16 @@ class Cancellation:
             if self._on_its_way(task) is None:
                 self._cancels[task] = Cancelled("timed out after 0s", scope=scope)
         else:
-            scope.task = task
-            self._timers.add(scope.deadline, scope)
+            scope.timer = _Deadline(scope, task)
+            self._timers.add(scope.deadline, scope.timer)
 
     def exit_scope(self, task: Task, scope: Any) -> None:
         """scope ends: its timer goes, and so does a pending cancel it sent."""
         scopes = self._scopes.get(task)
         if scopes is None or scope not in scopes:
             return
-        self._timers.cancel(scope)
+        if scope.timer is not None:
+            self._timers.cancel(scope.timer)
         scopes.remove(scope)
         if not scopes:
             del self._scopes[task]
@@ -114,9 +137,9 @@ class Cancellation:
         if pending is not None and pending.scope is scope:
             del self._cancels[task]   # from a scope that has exited: dropped
 
-    def _expire_scope(self, scope: Any) -> None:
-        """scope's deadline is due: cancel its task on behalf of the outermost expired scope."""
-        task, scope.task = scope.task, None   # the timer is spent
+    def _expire_scope(self, timer: _Deadline) -> None:
+        """A scope's deadline is due: cancel its task for the outermost expired scope."""
+        task, timer.task, scope = timer.task, None, timer.scope   # the timer is spent
         now = self._now()
         scopes = self._scopes.get(task, ())
         owner = next((s for s in scopes if s.deadline <= now), scope)
@@ -134,7 +157,8 @@ class Cancellation:
         """task ended: drop its pending cancel and its scopes' timers."""
         self._cancels.pop(task, None)
         for scope in self._scopes.pop(task, ()):
-            self._timers.cancel(scope)
+            if scope.timer is not None:
+                self._timers.cancel(scope.timer)
 
     def deadline(self, task: Task) -> float | None:
         """The nearest deadline over task's open scopes, or None (for ps and the trace)."""

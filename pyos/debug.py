@@ -75,7 +75,7 @@ def format_ps(infos: Iterable[TaskInfo], stacks: bool = False) -> str:
     lines = [f"{'TID':>5}  {'NAME':<24} {'STATE':<28} {'RUNS':>8} {'CPU(ms)':>9}  WHERE"]
     for info in infos:
         name = info.name if len(info.name) <= 24 else "…" + info.name[-23:]  # keep the end
-        lines.append(f"{info.tid:>5}  {name:<24} {info.state[:28]:<28} "
+        lines.append(f"{info.tid:>5}  {name:<24} {info.state:<28} "
                      f"{info.runs:>8} {info.cpu * 1000:>9.1f}  {info.where}")
         if stacks:
             lines.extend(f"{'':>7}{_frame(frame)}" for frame in info.stack)

@@ -178,9 +178,9 @@ class Scheduler(Kernel):
                     self._ready.append(task)
                 else:
                     deadlines.append(timer)
-            for scope in deadlines:   # after the sleepers: a completed wait wins
-                if scope.task is not None:
-                    self._expire_scope(scope)
+            for timer in deadlines:   # after the sleepers: a completed wait wins
+                if timer.task is not None:
+                    self._expire_scope(timer)
 
     # -- Phase 3: run ----------------------------------------------------------------------
     def _run_ready(self) -> None:

@@ -39,7 +39,7 @@ class TimeoutScope(SystemCall):
         self.ignore = ignore
         self.expired = False          # True once this scope's deadline raised a Cancelled
         self.deadline = float("inf")  # fixed on entry
-        self.task: Any = None         # set while the kernel's timer for it is live
+        self.timer: Any = None        # the kernel's timer for the deadline, if any
         self._state = "new"           # "new", "entered", "exited"
         self._kernel: Any = None
         self._owner: Any = None

@@ -6,7 +6,7 @@ killed, a timeout scope that ended early) is only marked, by setting its ``task`
 None, and dropped when it reaches the top; when marked entries make up over half the
 heap, it is rebuilt, so that cancelled one-hour timeouts do not hold memory until their
 deadlines.  A timer is any object with a ``task`` attribute: a ``SleepWait``, or a
-timeout scope.  Nothing here imports the rest of pyos.
+timeout scope's deadline.  Nothing here imports the rest of pyos.
 """
 
 from __future__ import annotations

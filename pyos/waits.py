@@ -170,8 +170,8 @@ class WaitQueue(Wait):
         """Park task at the back (the kernel calls this for ``park()``)."""
         self._kernel = kernel
         if self._stale and task in self._stale:   # parked here before: drop that entry
-            self._stale.discard(task)
-            self._parked[self._parked.index(task, self._head)] = None
+            self._stale.discard(task)             # (deleted: len() would count a None)
+            del self._parked[self._parked.index(task, self._head)]
         self._parked.append(task)
 
     def cancel(self, kernel: Any, task: Task) -> None:

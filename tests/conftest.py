@@ -1,8 +1,8 @@
 """Fixtures shared by the whole suite: schedulers on both pollers, socket pairs, echo
 servers, and the socket helpers fill_socket and drain_socket (others are in helpers.py).
 
-Nothing here sleeps for real: tests count scheduler steps, and only the few tests about
-time itself use short Sleep()s.  Every loop is bounded.
+Nothing here sleeps for real: tests count scheduler steps, or run on virtual time
+(``vsched``); only the few tests about real time itself use short Sleep()s.  Every loop is bounded.
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ def poller(request: pytest.FixtureRequest) -> str:
 def sched(poller: str) -> Iterator[pyos.Scheduler]:
     """A fresh scheduler on each backend, closed afterwards."""
     s = pyos.Scheduler(poller=poller)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def vsched(poller: str) -> Iterator[pyos.Scheduler]:
+    """A fresh scheduler on each backend and on virtual time (``sched.clock``, from 0.0)."""
+    s = pyos.Scheduler(poller=poller, clock=pyos.VirtualClock())
     yield s
     s.close()
 

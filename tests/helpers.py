@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pyos
-from pyos import Sleep, SystemCall
+from pyos import NewTask, ReadWait, Sleep, SystemCall, WaitQueue, WaitTask, WriteWait
 
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
@@ -77,6 +77,84 @@ def run_watched(sched: pyos.Scheduler, *targets, limit: float = 10.0) -> None:
         sched.new(target)
     sched.new(watchdog(sched, limit))
     sched.mainloop()
+
+
+# -- One wait of each kind, for the cancellation and timeout tests ---------------------
+KINDS = ["Sleep", "ReadWait", "WriteWait", "WaitTask", "park"]
+
+
+def held(q: WaitQueue):
+    """A task that stays until q is woken: what a WaitTask in these tests waits for."""
+    return (yield q.park())
+
+
+class Waits:
+    """One blocking point of each kind on one scheduler, and what each one leaves behind."""
+
+    def __init__(self, sched: pyos.Scheduler, a, b, as_fd=lambda s: s) -> None:
+        self.sched, self.a, self.b = sched, a, b
+        self.fd = as_fd(a)   # what ReadWait and WriteWait are given: a, or its number
+        self.q = WaitQueue("q")
+        self.hold = WaitQueue("hold")   # the task a WaitTask waits for is parked here
+        self.other = 0
+
+    def start(self):
+        """Called by the main task first: the task to wait for; a full socket for writes."""
+        from conftest import fill_socket  # (conftest imports this module)
+        self.other = yield NewTask(held(self.hold), name="other")
+        fill_socket(self.a)
+        yield   # other parks
+
+    def call(self, kind: str) -> SystemCall:
+        """The call that parks its caller at a blocking point of this kind."""
+        return {"Sleep": lambda: Sleep(3600), "ReadWait": lambda: ReadWait(self.fd),
+                "WriteWait": lambda: WriteWait(self.fd), "WaitTask": lambda: WaitTask(self.other),
+                "park": self.q.park}[kind]()
+
+    def left_behind(self) -> dict[str, int]:
+        """Whatever a wait could leave in the kernel's tables (all 0 when nothing is)."""
+        other = self.sched._tasks.get(self.other)
+        joiners = other.joiners if other is not None else None
+        poller = self.sched._poller
+        return {"readers": len(poller.readers), "writers": len(poller.writers),
+                "timers": len(self.sched._timers), "queue": len(self.q),
+                "joiners": len(joiners) if joiners is not None else 0,
+                "cancels": len(self.sched._cancels)}
+
+    def finish(self):
+        """Let the task a WaitTask waits for go, and check the socket works for anyone."""
+        from conftest import drain_socket
+        self.b.send(b"ping")
+        yield ReadWait(self.a)            # no ResourceBusy: nobody else waits there
+        drain_socket(self.b)
+        yield WriteWait(self.a)
+        self.hold.wake()
+        return self.a.recv(10)
+
+
+NOTHING = {"readers": 0, "writers": 0, "timers": 0, "queue": 0, "joiners": 0, "cancels": 0}
+
+
+class Park(SystemCall):
+    """A user-defined call that parks its caller; only Unpark wakes it."""
+
+    def __init__(self, parked: list) -> None:
+        self.parked = parked
+
+    def handle(self) -> None:
+        self.parked.append(self.task)
+
+
+class Unpark(SystemCall):
+    def __init__(self, parked: list, value: object) -> None:
+        self.parked, self.value = parked, value
+
+    def handle(self) -> None:
+        for task in self.parked:
+            task.sendval = self.value
+            self.sched.schedule(task)
+        self.parked.clear()
+        self.sched.schedule(self.task)
 
 
 # -- Introspection ------------------------------------------------------------------------
