@@ -39,7 +39,9 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> None:
         """Move time forward by seconds (timers then due fire at the next kernel cycle)."""
-        if not isinstance(seconds, (int, float)) or math.isnan(seconds) or seconds < 0:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"advance() takes a number of seconds, not {seconds!r}")
+        if math.isnan(seconds) or seconds < 0:
             raise ValueError(f"advance() takes a number of seconds >= 0, not {seconds!r}")
         self._now += seconds
 

@@ -31,6 +31,7 @@ from .waits import SleepWait, WaitQueue
 __all__ = ["Kernel"]
 
 log = logging.getLogger("pyos")
+_FOREVER = float("inf")
 
 
 class JoinQueue(WaitQueue):
@@ -136,7 +137,8 @@ class Kernel(Cancellation):
             return
         deadline = self._now() + seconds
         task.wait = wait = SleepWait(deadline, task)
-        self._timers.add(deadline, wait)
+        if deadline != _FOREVER:   # Sleep(inf) never wakes: no timer keeps the kernel up
+            self._timers.add(deadline, wait)
 
     def wait_io(self, task: Task, wait: Any) -> None:
         """Block task until wait.fd is ready for wait.event ("read" or "write").

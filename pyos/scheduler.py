@@ -142,7 +142,10 @@ class Scheduler(Kernel):
         self._ready += woken
         if not woken:
             if jump is not None:
-                self.clock.jump_to(jump)
+                if waiting and self._audit_due:
+                    self._audit()   # idle on virtual time too: look for closed descriptors
+                if not poller.broken:   # (those are failed first, before time moves on)
+                    self.clock.jump_to(jump)
             elif timeout and self._audit_due:
                 self._audit()    # (what it finds broken is failed as the next cycle begins)
 
@@ -294,13 +297,14 @@ def run(target: Any, **options: Any) -> Any:
     sched = Scheduler(**options)
     try:
         sched._main_tid = sched.new(target)
+        name = sched._tasks[sched._main_tid].name
         sched.mainloop()
     finally:
         sched.close()
     value, exc = sched._main_outcome
     if isinstance(exc, Cancelled):
         raise TaskCancelled(f"task {sched._main_tid} was cancelled",
-                            sched._main_tid, "main") from exc
+                            sched._main_tid, name) from exc
     if exc is not None:
         raise exc
     return value

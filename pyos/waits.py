@@ -62,7 +62,8 @@ class SleepWait(Wait):
         self.task: Task | None = task   # None once cancelled: the heap drops it lazily
 
     def cancel(self, kernel: Any, task: Task) -> None:
-        kernel._timers.cancel(self)
+        if self.deadline != float("inf"):   # (an endless sleep has no timer to cancel)
+            kernel._timers.cancel(self)
 
     def describe(self, now: float) -> str:
         return f"sleeping for {_seconds(self.deadline - now)} more"

@@ -545,3 +545,13 @@ def test_an_outcome_delivered_to_a_waiter_is_not_taken_back() -> None:
 
     pyos.run(main(), clock=VirtualClock())
     assert record == [True, ("joined", "child value"), "cancelled"]
+
+
+def test_run_names_the_cancelled_target_by_its_own_name() -> None:
+    def target():
+        yield pyos.CancelTask((yield pyos.GetTid()))
+        yield pyos.Sleep(0)
+
+    with pytest.raises(pyos.TaskCancelled) as info:
+        pyos.run(target())
+    assert info.value.name.endswith("target") and info.value.tid == 1

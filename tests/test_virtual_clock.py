@@ -26,12 +26,56 @@ def test_starts_at_zero_and_moves_only_when_told() -> None:
     assert repr(clock) == "VirtualClock(time=1.5)"
 
 
-@pytest.mark.parametrize("seconds", [-1, -0.5, math.nan])
-def test_advance_refuses_what_is_not_a_forward_span(seconds) -> None:
+@pytest.mark.parametrize(("seconds", "error"), [(-1, ValueError), (-0.5, ValueError),
+                                              (math.nan, ValueError), (True, TypeError),
+                                              ("1", TypeError)])
+def test_advance_refuses_what_is_not_a_forward_span(seconds, error) -> None:
     clock = VirtualClock()
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         clock.advance(seconds)
     assert clock.time() == 0.0
+
+
+def test_an_endless_sleep_is_not_a_deadline_to_jump_to() -> None:
+    """Sleep(inf) never wakes: the clock does not jump to infinity, and a task that only
+    sleeps forever is reported as deadlocked rather than woken at t=inf."""
+    clock = VirtualClock()
+
+    def forever():
+        yield pyos.Sleep(math.inf)
+
+    with pytest.raises(pyos.Deadlock, match="sleeping for forever more"):
+        pyos.run(forever(), clock=clock)
+    assert clock.time() == 0.0
+
+
+def test_idle_on_virtual_time_still_finds_a_plainly_closed_descriptor(poller) -> None:
+    """The audit for descriptors closed behind the kernel's back runs on virtual time too."""
+    import socket
+
+    a, b = socket.socketpair()
+    record: list[object] = []
+
+    def reader():
+        try:
+            yield pyos.ReadWait(a)
+        except OSError as exc:
+            record.append((exc.errno, clock.time()))
+
+    def closer():
+        yield
+        a.close()                         # plainly: the kernel is not told
+        yield pyos.Sleep(3600)
+
+    clock = VirtualClock()
+    sched = pyos.Scheduler(poller=poller, clock=clock)
+    sched.audit_after = 0
+    sched.new(reader())
+    sched.new(closer())
+    sched.mainloop()
+    sched.close()
+    b.close()
+    assert record == [(9, 0.0)]           # EBADF, long before the hour was up
 
 
 def test_the_default_clock_is_real_time() -> None:
