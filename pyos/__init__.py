@@ -36,6 +36,7 @@ from .syscalls import (
     WaitTask,
     WriteWait,
 )
+from .threads import run_in_thread
 from .timeouts import TimeoutScope, ignore_after, timeout_after
 from .waits import WaitQueue
 
@@ -49,6 +50,8 @@ __all__ = [
     "TimeoutScope", "WaitQueue", "ignore_after", "timeout_after",
     # sockets and streams
     "Socket", "listen", "open_connection",
+    # threads and processes
+    "run_in_thread",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors
