@@ -20,6 +20,7 @@ from .errors import (
     TaskKilled,
     TaskTimeout,
 )
+from .pipes import PipeStream
 from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .sockets import Socket, listen, open_connection
@@ -51,7 +52,7 @@ __all__ = [
     # sockets and streams
     "Socket", "listen", "open_connection",
     # threads and processes
-    "run_in_thread",
+    "PipeStream", "run_in_thread",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors
