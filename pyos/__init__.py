@@ -5,6 +5,7 @@ system calls.  Start with ``pyos.run(main())``; see README.md for a tour.
 """
 
 from .clock import VirtualClock
+from .commands import run_process
 from .debug import TaskInfo, format_ps
 from .errors import (
     Cancelled,
@@ -21,6 +22,7 @@ from .errors import (
     TaskTimeout,
 )
 from .pipes import PipeStream
+from .process import Process, open_process
 from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .sockets import Socket, listen, open_connection
@@ -52,7 +54,7 @@ __all__ = [
     # sockets and streams
     "Socket", "listen", "open_connection",
     # threads and processes
-    "PipeStream", "run_in_thread",
+    "PipeStream", "Process", "open_process", "run_in_thread", "run_process",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors

@@ -61,8 +61,9 @@ class _Pool:
         self.executor = ThreadPoolExecutor(size, thread_name_prefix="pyos-worker")
         self.busy: set[Future[Any]] = set()   # added in the kernel, removed by the worker
 
-    def submit(self, call: ThreadCall) -> Future[Any]:
-        future = self.executor.submit(call.fn, *call.args, **call.kwargs)
+    def run(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Hand fn to a worker (in the kernel's thread); the future says when it is done."""
+        future = self.executor.submit(fn, *args, **kwargs)
         self.busy.add(future)
         future.add_done_callback(self.busy.discard)
         return future
@@ -113,7 +114,7 @@ class ThreadCall(SystemCall):
     def add(self, kernel: Any, task: Any) -> None:
         """The kernel parks task here (``park``): hand fn to a worker."""
         self._kernel, self.waiter = kernel, task
-        self._future = _pool(kernel).submit(self)
+        self._future = _pool(kernel).run(self.fn, *self.args, **self.kwargs)
         self._future.add_done_callback(self._done)
 
     @property
