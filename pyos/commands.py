@@ -24,7 +24,7 @@ from .errors import Cancelled
 from .pipes import PipeStream
 from .process import Process, open_process
 from .runtime import current_kernel
-from .syscalls import KillTask, NewTask, WaitTask, check_seconds
+from .syscalls import NewTask, WaitTask, check_seconds
 from .timeouts import ignore_after
 
 __all__ = ["run_process"]
@@ -67,20 +67,27 @@ def run_process(args: Any, *, input: bytes | None = None, capture_output: bool =
             output.append(None if pipe is None else (yield WaitTask(readers.pop(0))))
     except (Exception, Cancelled):             # a cancel, a timeout, an error: clean up
         yield from _stop(proc, grace)
-        for tid in helpers:
-            yield KillTask(tid)
         raise
     except BaseException:                      # KillTask (GeneratorExit), Ctrl-C: no waiting
         proc.kill()
-        if (kernel := current_kernel()) is not None:
-            for tid in helpers:
-                kernel.kill(tid)               # (no system call can be yielded now)
         raise
-    for tid in helpers:
-        yield KillTask(tid)                    # the stdin feeder, if the child stopped reading
+    finally:                                   # (the stdin feeder, if the child stopped
+        _end(helpers)                          # reading; every helper, if interrupted)
     if check and code:
         raise subprocess.CalledProcessError(code, args, *output)
     return subprocess.CompletedProcess(args, code, *output)
+
+
+def _end(helpers: list[int]) -> None:
+    """Kill the helper tasks still running, at once; their pipes close as they unwind.
+
+    At once, through the kernel itself: no system call may be yielded here, as the
+    caller may itself be being killed.
+    """
+    kernel = current_kernel()
+    for tid in helpers:
+        if kernel is not None:
+            kernel.kill(tid)
 
 
 def _stop(proc: Process, grace: float) -> Op:

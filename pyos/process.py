@@ -77,7 +77,6 @@ class Process:
         self._popen = popen
         self._sched = sched
         self._children = _children_of(sched)
-        self._children.add(self)
         self.pid = popen.pid
         self.args = popen.args
         self.stdin, self.stdout, self.stderr = (
@@ -93,6 +92,7 @@ class Process:
         self._watching = False              # a task watches the pidfd for the exit
         self._reaper: Future[Any] | None = None   # or, without a pidfd, a worker waits
         self._exited = _ExitQueue(self.pid)
+        self._children.add(self)
 
     def __repr__(self) -> str:
         state = "running" if self.returncode is None else f"returncode={self.returncode}"
@@ -176,9 +176,16 @@ class Process:
                 p is None or p.closed for p in (self.stdin, self.stdout, self.stderr)):
             self._children.discard(self)
 
+    def _running(self) -> bool:
+        """Has the child not exited yet?  Asked without reaping it (a worker may be)."""
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False                       # a worker has just reaped it
+
     def _reap_at_close(self) -> None:
         """The kernel is stopping: kill the child if it still runs, reap it, close it all."""
-        if self.returncode is None and self._popen.poll() is None:
+        if self.returncode is None and self._running():
             log.warning("closing: killing %r (%s), which nobody waited for", self, self.args)
             self.kill()
         try:

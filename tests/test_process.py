@@ -305,6 +305,42 @@ def test_the_grace_period_is_five_seconds_on_the_virtual_clock() -> None:
     assert record == [65.0]
 
 
+def test_a_second_cancel_during_the_grace_period_kills_the_child_at_once(mode) -> None:
+    r, w = os.pipe()
+    script = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              f"os.write({w}, b'r'); time.sleep(30)")
+    record, pids = [], []
+
+    def runner():
+        try:
+            yield pyos.run_process([PY, "-c", script], pass_fds=[w], grace=30,
+                                   capture_output=True)
+        except pyos.Cancelled:
+            record.append("cancelled")
+
+    def main():
+        tid = yield NewTask(runner())
+        yield pyos.ReadWait(r)           # the child ignores SIGTERM now
+        pids.append(_ps_pid((yield Ps())))
+        yield CancelTask(tid)            # terminate: ignored, so a 30 s grace begins
+        for _ in range(3):
+            yield
+        yield CancelTask(tid)            # enough: the child is killed, the caller goes on
+        yield WaitTask(tid)
+        record.append([t.name for t in (yield Ps()) if " of process " in t.name])
+
+    sched = pyos.Scheduler()
+    try:
+        sched.new(main())
+        sched.mainloop()
+        assert wait_for(lambda: zombie(pids[0]) or not alive(pids[0]))
+    finally:
+        sched.close()
+        os.close(r)
+        os.close(w)
+    assert record == ["cancelled", []] and not alive(pids[0])
+
+
 # -- Nothing left behind ------------------------------------------------------------------------
 def test_close_reaps_every_child_nobody_waited_for_and_closes_its_pipes(mode, caplog) -> None:
     before, threads = fds(), set(threading.enumerate())
