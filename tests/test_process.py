@@ -46,7 +46,7 @@ def zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):   # reaped, before or while reading
         return False
 
 
@@ -232,7 +232,7 @@ def test_cancelling_run_process_terminates_and_reaps_the_child(sched, mode, how)
     def runner():
         op = pyos.run_process(["sleep", "30"], capture_output=True)
         try:
-            yield pyos.timeout_after(0.1, op) if how == "timeout" else op
+            yield pyos.timeout_after(0.25, op) if how == "timeout" else op
         except (pyos.Cancelled, pyos.TaskTimeout) as exc:
             record.append((type(exc).__name__, alive(pids[0])))
 
