@@ -85,12 +85,13 @@ def test_wait_returns_the_status_and_reaps_the_child(sched, mode) -> None:
         record.append((proc.returncode, (yield proc.wait()), proc.returncode))
         record.append(alive(proc.pid))
         proc.kill()                      # reaped: signals go nowhere, no error
-        proc = yield pyos.open_process(["cat"], stdin=PIPE)
-        proc.kill()
-        record.append((yield proc.wait()))
+        for stop in ("terminate", "kill", "send_signal"):
+            proc = yield pyos.open_process(["cat"], stdin=PIPE)
+            getattr(proc, stop)(*([signal.SIGINT] if stop == "send_signal" else []))
+            record.append((yield proc.wait()))
 
     run_watched(sched, main())
-    assert record == [(None, 3, 3), False, -signal.SIGKILL]
+    assert record == [(None, 3, 3), False, -signal.SIGTERM, -signal.SIGKILL, -signal.SIGINT]
 
 
 async def _async_lines(args):
