@@ -5,6 +5,7 @@ system calls.  Start with ``pyos.run(main())``; see README.md for a tour.
 """
 
 from .clock import VirtualClock
+from .commands import run_process
 from .debug import TaskInfo, format_ps
 from .errors import (
     Cancelled,
@@ -20,6 +21,8 @@ from .errors import (
     TaskKilled,
     TaskTimeout,
 )
+from .pipes import PipeStream
+from .process import Process, open_process
 from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .serve import serve
@@ -37,6 +40,7 @@ from .syscalls import (
     WaitTask,
     WriteWait,
 )
+from .threads import run_in_thread
 from .timeouts import TimeoutScope, ignore_after, timeout_after
 from .waits import WaitQueue
 from .workers import run_workers
@@ -51,6 +55,8 @@ __all__ = [
     "TimeoutScope", "WaitQueue", "ignore_after", "timeout_after",
     # sockets, streams and servers
     "Socket", "listen", "open_connection", "run_workers", "serve",
+    # threads and processes
+    "PipeStream", "Process", "open_process", "run_in_thread", "run_process",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors

@@ -59,6 +59,7 @@ class Scheduler(Kernel):
     def __init__(
         self, poller: str | None = None, *, trace: bool | None = None,
         slow_task: float | None = 0.1, keep_results: int = 10_000, clock: Any = None,
+        max_threads: int | None = None,
     ) -> None:
         if trace is None:
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
@@ -70,6 +71,10 @@ class Scheduler(Kernel):
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
         self.slow_task = float("inf") if slow_task is None else slow_task
+        if max_threads is not None and max_threads < 1:
+            raise ValueError(f"max_threads must be at least 1, not {max_threads!r}")
+        self.max_threads = max_threads       # run_in_thread's pool (None: threads.py's default)
+        self._at_close: list[Any] = []       # library code's clean-ups: see at_close()
 
     # -- The public interface --------------------------------------------------------------
     def dump_on_signal(self, signum: int) -> None:
@@ -84,8 +89,22 @@ class Scheduler(Kernel):
         """
         self._wakeup.call_soon(fn, args)
 
+    def at_close(self, fn: Any) -> None:
+        """Call fn() when the scheduler closes, the latest registered first.
+
+        How library code (a thread pool, child processes) releases what it holds for this
+        scheduler while the kernel knows nothing of it.
+        """
+        self._at_close.append(fn)
+
     def close(self) -> None:
         """Release the poller and the wake-up pipe.  The scheduler cannot run again."""
+        while self._at_close:
+            fn = self._at_close.pop()
+            try:
+                fn()
+            except Exception:
+                log.exception("at_close(%r) raised", fn)
         super().close()
         self._wakeup.close()
 

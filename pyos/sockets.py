@@ -23,6 +23,7 @@ from typing import Any
 
 from .streams import BufferedStream
 from .syscalls import NotifyClosed, ReadWait, SystemCall, WriteWait
+from .threads import run_in_thread
 
 __all__ = ["Socket", "listen", "open_connection"]
 
@@ -272,9 +273,10 @@ def _numeric(host: str, port: int) -> list[Address] | None:
 def _resolve(host: str, port: int) -> Op:
     """The addresses of (host, port), in getaddrinfo's order of preference.
 
-    A sub-coroutine so that it can move to a worker thread (``run_in_thread``) without
-    open_connection changing: today getaddrinfo still blocks the kernel while it runs.
+    getaddrinfo blocks (for seconds, when a name server is slow), so it runs in a worker
+    thread.  It holds nothing its caller must wait for, so a cancel or a timeout leaves
+    it to finish alone rather than waiting for it.
     """
-    yield from ()
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = yield run_in_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM,
+                                abandon_on_cancel=True)
     return [(family, kind, proto, address) for family, kind, proto, _, address in infos]

@@ -2,11 +2,13 @@
 
 Runs on both pollers (the ``sched`` fixture) against listeners on 127.0.0.1; where the
 test needs several addresses it supplies them, so it means the same on every host.
+Resolution runs in a worker thread: a slow name server stalls only the task that asked.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import types
 
 from helpers import run_watched
@@ -114,3 +116,59 @@ def test_open_connection_to_a_numeric_address_skips_resolution(sched, monkeypatc
 
     run_watched(sched, server(), client())
     assert record == ["accepted"]
+
+
+def slow_resolver(monkeypatch):
+    """Make getaddrinfo block, in whatever thread calls it, until the event is set."""
+    release, callers = threading.Event(), []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        callers.append(threading.current_thread() is threading.main_thread())
+        release.wait(5)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return release, callers
+
+
+def test_name_resolution_runs_in_a_thread_while_other_tasks_run(sched, monkeypatch):
+    release, callers = slow_resolver(monkeypatch)
+    listener = pyos.listen("127.0.0.1", 0)
+    port, record = listener.getsockname()[1], []
+
+    def server():
+        with listener:
+            conn, _ = yield listener.accept()
+            conn.close()
+            record.append("accepted")
+
+    def client():
+        (yield pyos.open_connection("db.example", port)).close()
+
+    def watcher(tid):
+        for _ in range(10_000):           # until the resolver is called
+            if callers:
+                break
+            yield pyos.Sleep(0.001)
+        record.extend(i.state for i in (yield pyos.Ps()) if i.tid == tid)
+        release.set()
+
+    tid = sched.new(client())
+    run_watched(sched, server(), watcher(tid))
+    assert record == ["waiting for thread getaddrinfo()", "accepted"]
+    assert callers == [False]
+
+
+def test_a_timeout_does_not_wait_for_a_slow_resolver(sched, monkeypatch):
+    release, _callers = slow_resolver(monkeypatch)
+    record = []
+
+    def client():
+        try:
+            yield pyos.timeout_after(0.02, pyos.open_connection("db.example", 1))
+        except pyos.TaskTimeout:
+            record.append(("timed out", release.is_set()))
+
+    run_watched(sched, client())
+    release.set()                          # the abandoned lookup ends; close joins it
+    assert record == [("timed out", False)]
