@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import logging
 import os
-from types import CoroutineType, GeneratorType
+from types import CoroutineType, GeneratorType, TracebackType
 from typing import Any
 
-__all__ = ["COROUTINE_TYPES", "Task", "check_target"]
+__all__ = ["COROUTINE_TYPES", "Task", "check_target", "without_kernel_frames"]
 
 log = logging.getLogger("pyos")
 
 # SystemCall.__await__ (in syscalls.py) only relays the call: not where a task "is".
 _RELAY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "syscalls.py"), "__await__")
+
+# Where the kernel catches what a task's frame raised, and passes it on: never the user's.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_KERNEL_FILES = frozenset(os.path.join(_HERE, name)
+                          for name in ("task.py", "scheduler.py", "kernel.py"))
 
 #: What a task may run, and what it may yield to call as a sub-coroutine.
 COROUTINE_TYPES = (GeneratorType, CoroutineType)
@@ -50,6 +55,24 @@ def check_target(target: object) -> None:
     if callable(target):
         hint = f"; did you mean {getattr(target, '__name__', 'it')}() (call it first)?"
     raise TypeError(f"a task must be a generator or coroutine object, not {target!r}{hint}")
+
+
+def without_kernel_frames(exc: BaseException) -> BaseException:
+    """Drop the kernel's frames from the head of exc's traceback; return exc.
+
+    An exception a frame raises is caught by the kernel (and the kernel's frame joins
+    its traceback) before it is thrown into the calling frame or ends the task, so
+    without this a task's traceback would open with, and alternate with, kernel frames.
+    Only the head is trimmed: frames below the first of the task's own stay, including
+    pyos's own where the error was raised (a socket operation, a system call's checks).
+    """
+    tb: TracebackType | None = exc.__traceback__
+    head = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename in _KERNEL_FILES:
+        tb = tb.tb_next
+    if tb is not head:
+        exc.__traceback__ = tb
+    return exc
 
 
 class _Raise:
@@ -156,7 +179,7 @@ class Task:
             try:
                 if type(exc) is StopIteration and not thrown:
                     return caller.send(exc.value)
-                return caller.throw(exc)
+                return caller.throw(without_kernel_frames(exc))
             except BaseException as error:
                 exc, thrown = error, False
 
@@ -197,3 +220,4 @@ class Task:
                 if not isinstance(coro, COROUTINE_TYPES):
                     coro = None
         return where
+

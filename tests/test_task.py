@@ -85,6 +85,75 @@ def test_uncaught_traceback_as_logged_shows_every_trampolined_frame(
     assert record.exc_info is not None and set(LEVELS) <= set(_names(record.exc_info[1]))
 
 
+def _failure_of(target) -> BaseException:
+    """Run target as a task next to a waiter; return the exception target failed with."""
+    sched, seen = pyos.Scheduler(), []
+
+    def waiter(tid):
+        try:
+            yield pyos.WaitTask(tid)
+        except pyos.TaskError as exc:
+            seen.append(exc.__cause__)
+
+    logging.getLogger("pyos").disabled = True   # the failure is logged too: not the point
+    try:
+        run(sched, waiter(sched.new(target)))
+    finally:
+        logging.getLogger("pyos").disabled = False
+        sched.close()
+    [exc] = seen
+    return exc
+
+
+def test_failure_has_no_kernel_stop_iteration_as_context() -> None:
+    """A sub-call's return value never leaks into a later failure as its __context__, nor
+    does an exception the task already handled."""
+    def secret():
+        yield
+        return b"password"
+
+    def after_return():
+        assert (yield secret()) == b"password"
+        raise KeyError("after a return")
+
+    def after_handled():
+        try:
+            yield _level3()
+        except ValueError:
+            pass
+        raise KeyError("after a handled error")
+
+    for target in (after_return(), after_handled()):
+        exc = _failure_of(target)
+        assert isinstance(exc, KeyError)
+        assert exc.__context__ is None, repr(exc.__context__)
+
+
+def test_failure_context_inside_an_except_block_is_kept() -> None:
+    """Only the kernel's context goes: an error raised while handling another keeps it."""
+    def main():
+        try:
+            yield _level3()
+        except ValueError:
+            raise KeyError("while handling")  # noqa: B904 (the implicit context is the point)
+
+    exc = _failure_of(main())
+    assert isinstance(exc.__context__, ValueError)
+
+
+def test_failure_traceback_holds_only_the_users_frames(
+    sched: pyos.Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logged or delivered, a failure's traceback is the task's frames, outermost first,
+    with no kernel frame (_run_ready, _trap, advance) before or between them."""
+    assert _names(_failure_of(_top())) == list(LEVELS)
+    sched.new(_top())
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        sched.mainloop()
+    [record] = [r for r in caplog.records if r.name == "pyos" and r.levelno == logging.ERROR]
+    assert _names(record.exc_info[1]) == list(LEVELS)
+
+
 def test_system_calls_and_bare_yields_work_at_any_depth(sched: pyos.Scheduler) -> None:
     """Deep in sub-calls and ``yield from``, GetTid answers and a bare yield lets others run."""
     record: list[object] = []
