@@ -117,6 +117,13 @@ class Task:
         "callers", "coro", "cpu", "done", "joiners", "name", "runs", "sendval", "tid", "wait",
     )
 
+    #: How deep sub-coroutine calls (``yield sub()``) may nest.  The trampoline needs no
+    #: C stack, so only memory bounds it: a runaway recursion would grow it until the
+    #: interpreter dies.  Past this depth the call raises RecursionError at its yield,
+    #: in that task only.  Far above the 20,000 levels pyos promises; a subclass or an
+    #: assignment to ``Task.max_depth`` changes it.
+    max_depth = 100_000
+
     def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
         self.tid = tid  # target was checked by whoever made the task (check_target)
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
@@ -141,7 +148,7 @@ class Task:
         if type(self.coro) is _Raise:   # thrown twice before it ran: the last one wins
             self.coro = _Raise(exc)
         else:
-            self.push(_Raise(exc))
+            self._call(_Raise(exc))
 
     @property
     def pending_error(self) -> BaseException | None:
@@ -154,7 +161,18 @@ class Task:
         return [*(self.callers or ()), self.coro]
 
     def push(self, coro: Any) -> None:
-        """Call coro as a sub-coroutine: it runs next, on top of the current frame."""
+        """Call coro as a sub-coroutine: it runs next, on top of the current frame.
+
+        Beyond ``max_depth`` nested calls, the call raises RecursionError instead.
+        """
+        if self.callers is not None and len(self.callers) >= self.max_depth:
+            coro.close()  # never started: closing only spares a "never awaited" warning
+            coro = _Raise(RecursionError(
+                f"{self!r} nested sub-coroutine calls more than {self.max_depth} deep "
+                "(Task.max_depth): runaway recursion?"))
+        self._call(coro)
+
+    def _call(self, coro: Any) -> None:
         if self.callers is None:
             self.callers = []
         self.callers.append(self.coro)

@@ -11,10 +11,11 @@ import logging
 import traceback
 
 import pytest
-from helpers import run
+from helpers import record_steps, run
 
 import pyos
 from pyos import GetTid, KillTask, Sleep
+from pyos.task import Task
 
 DEPTH = 20_000
 
@@ -229,6 +230,59 @@ def test_kill_unwinds_twenty_thousand_nested_calls() -> None:
 
     assert pyos.run(main()) is True
     assert unwound == list(range(DEPTH + 1))
+
+
+def test_runaway_recursion_raises_recursion_error_in_that_task_only(
+    sched: pyos.Scheduler,
+) -> None:
+    """Endless ``yield f()`` recursion stops at Task.max_depth with a RecursionError at the
+    deepest yield; the task may catch it, and every other task runs on unharmed."""
+    record: list[object] = []
+    deepest = [0]
+
+    def down(n):
+        deepest[0] = n
+        yield down(n + 1)
+
+    def runaway():
+        try:
+            yield down(1)
+        except RecursionError as exc:
+            record.append(("caught", "max_depth" in str(exc)))
+        yield from record_steps(record, "runaway after", 1)
+
+    def nested_deep():
+        record.append(("deep", (yield _nest(DEPTH))))
+
+    run(sched, runaway(), record_steps(record, "bystander", 3), nested_deep())
+    assert Task.max_depth >= 5 * DEPTH
+    assert deepest[0] == Task.max_depth   # the call that went too deep never started
+    assert ("caught", True) in record and ("runaway after", 0) in record
+    assert ("bystander", 2) in record and ("deep", DEPTH + 3) in record
+
+
+def test_uncaught_recursion_error_ends_only_its_task(sched: pyos.Scheduler) -> None:
+    """Not caught, the RecursionError ends the runaway task like any failure: its waiter
+    gets a TaskError; nothing else is touched, and the limit is per task."""
+    record: list[object] = []
+
+    def down():
+        yield down()
+
+    def waiter(tid):
+        try:
+            yield pyos.WaitTask(tid)
+        except pyos.TaskError as exc:
+            record.append(type(exc.__cause__).__name__)
+        record.append(("still deep enough", (yield _nest(DEPTH))))
+
+    logging.getLogger("pyos").disabled = True   # the failure is logged: not the point
+    try:
+        run(sched, waiter(sched.new(down())), record_steps(record, "bystander", 2))
+    finally:
+        logging.getLogger("pyos").disabled = False
+    assert "RecursionError" in record and ("bystander", 1) in record
+    assert ("still deep enough", DEPTH + 2) in record
 
 
 # -- 2. async def ------------------------------------------------------------------------
