@@ -75,6 +75,15 @@ def without_kernel_frames(exc: BaseException) -> BaseException:
     return exc
 
 
+def _suspended(coro: Any) -> bool:
+    """Is coro paused at a yield (so closing it did not end it)?"""
+    if isinstance(coro, GeneratorType):
+        return coro.gi_suspended
+    if isinstance(coro, CoroutineType):
+        return coro.cr_suspended
+    return False
+
+
 class _Raise:
     """A frame that raises exc when resumed: what ``Task.throw`` pushes on the stack."""
 
@@ -206,20 +215,29 @@ class Task:
 
         A frame that yields from its finally block (or swallows GeneratorExit) is closed
         again, which abandons that finally block; a few tries end any frame that does not
-        loop forever.  Whatever a frame raises while closing is logged, never propagated.
+        loop forever.  Such a frame is told apart from one whose finally block raised a
+        RuntimeError of its own by being still suspended afterwards.  Whatever a frame
+        raises while closing is logged, never propagated, except a BaseException such as
+        KeyboardInterrupt: that is re-raised, but only once every frame has been unwound.
         """
         frames, self.callers = self.stack, None
+        interrupt: BaseException | None = None
         for coro in reversed(frames):
             for _attempt in range(3):
                 try:
                     coro.close()
-                    break
                 except RuntimeError:
-                    continue  # it yielded while closing: throw GeneratorExit in again
+                    if _suspended(coro):
+                        continue  # it yielded while closing: throw GeneratorExit in again
+                    log.exception("task %d (%s) raised while being unwound", self.tid, self.name)
                 except Exception:
                     log.exception("task %d (%s) raised while being unwound", self.tid, self.name)
-                    break
+                except BaseException as exc:  # Ctrl-C, SystemExit: the program's, after this
+                    interrupt = interrupt or exc
+                break
         self.coro = _FINISHED  # a frame that resisted must never be resumed
+        if interrupt is not None:
+            raise interrupt
 
     def frames(self) -> list[tuple[str, int, str]]:
         """Where the task stands: (file, line, function) for every frame, innermost last.
