@@ -251,7 +251,9 @@ class EpollPoller(Poller):
         if self._armed.pop(fd, None) is not None:
             try:
                 self._epoll.unregister(fd)
-            except OSError:  # already closed: epoll forgot it by itself
+            except OSError:
+                # Already closed.  epoll forgot it by itself if that was the file's last
+                # descriptor; if not, it still reports it, and poll() renews the epoll.
                 pass
 
     def _alive(self, fd: int) -> bool:
@@ -283,9 +285,30 @@ class EpollPoller(Poller):
                 else:
                     woken.append(task)
             if idle:
+                if fd not in self._armed:  # a registration _drop() could not remove
+                    self._renew()
+                    break                  # (the rest of events is about the old epoll)
                 ref = self._reading.get(fd) or self._writing.get(fd)
                 self._watch(fd, self._want(fd), ref and ref())
         return woken
+
+    def _renew(self) -> None:
+        """Replace the epoll instance by a fresh one watching exactly what is armed.
+
+        epoll keys a registration by open file, and removing it needs the descriptor:
+        once a descriptor is closed while its file stays open elsewhere (a ``dup``, a
+        forked child), the registration cannot be removed and fires as long as the file
+        is ready.  Socket.close() tells the kernel first, so only a close behind the
+        kernel's back comes here, and the cost (a system call per armed descriptor) is
+        paid once per such close, instead of spinning.
+        """
+        old, self._epoll = self._epoll, select.epoll()
+        old.close()
+        for fd, mask in list(self._armed.items()):
+            try:
+                self._epoll.register(fd, mask)
+            except OSError:  # closed as well: its waiters are broken
+                self.forget(fd)
 
 
 def make_poller(kind: str | None = None) -> Poller:
