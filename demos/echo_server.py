@@ -10,6 +10,7 @@ what each task is doing without stopping it.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import resource
 import signal
@@ -20,10 +21,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout too
 
 import pyos
-from pyos import NewTask
+from pyos import NewTask, Sleep
 
 log = logging.getLogger("echo")
 CHUNK = 65536  # at most this much is held per client: the rest waits in the kernel
+#: What accept() may fail with while the server is fine: out of descriptors (EMFILE,
+#: ENFILE) or memory, or a client that reset while queued.  Anything else ends it.
+ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+                           errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+ACCEPT_BACKOFF = 0.1  # seconds between tries while accept() keeps failing
 
 
 def handle(client: pyos.Socket, address: tuple, active: set[pyos.Socket]) -> object:
@@ -48,11 +54,31 @@ def handle(client: pyos.Socket, address: tuple, active: set[pyos.Socket]) -> obj
 
 
 def serve(listener: pyos.Socket, max_conns: int) -> object:
-    """Accept clients forever: accept() only waits when the backlog is empty."""
+    """Accept clients forever: accept() only waits when the backlog is empty.
+
+    An accept() that fails for want of descriptors or memory (or for a client that gave
+    up while queued) must not end the server: it is logged, once per spell, and after
+    a short pause (the backlog stays readable, so no pause would mean a busy loop)
+    accepting goes on, as in asyncio and trio.
+    """
     with listener:
         active: set[pyos.Socket] = set()
+        failing = 0   # the errno accept() keeps failing with, 0 while it works
         while True:
-            client, address = yield listener.accept()
+            try:
+                client, address = yield listener.accept()
+            except OSError as exc:
+                if exc.errno not in ACCEPT_ERRORS:
+                    raise
+                if exc.errno != failing:
+                    log.warning("cannot accept: %s; retrying every %.1f s (%d clients)",
+                                exc.strerror, ACCEPT_BACKOFF, len(active))
+                failing = exc.errno
+                yield Sleep(ACCEPT_BACKOFF)
+                continue
+            if failing:
+                log.warning("accepting again (%d clients)", len(active))
+                failing = 0
             if len(active) >= max_conns:
                 log.warning("refusing %s:%d: already %d clients", *address[:2], max_conns)
                 client.close()

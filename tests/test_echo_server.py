@@ -8,6 +8,7 @@ Clients are plain blocking or selector-driven sockets, so a pyos bug cannot hide
 from __future__ import annotations
 
 import os
+import resource
 import select
 import selectors
 import signal
@@ -16,7 +17,7 @@ import struct
 import time
 
 import pytest
-from helpers import round_trip, wait_for
+from helpers import Server, round_trip, wait_for
 
 
 def exchange(sock: socket.socket, payload: bytes, limit: float = 20.0) -> bytes:
@@ -167,3 +168,34 @@ def test_logging_quiet_and_max_conns(start):
     assert "refusing 127.0.0.1:" in log
     assert "connect" not in quiet.stderr()
     assert loud.proc.poll() is None and quiet.proc.poll() is None
+
+
+def test_running_out_of_descriptors_pauses_accepting_but_never_ends_it(tmp_path):
+    """With RLIMIT_NOFILE at 24, clients beyond the limit make accept() fail with EMFILE:
+    the server logs it, keeps serving the clients it has, and once they leave it
+    accepts again, the queued clients and a new one alike."""
+    def limit_fds() -> None:   # in the child: hard limit too, so the server cannot raise it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+
+    server = Server(tmp_path, "-q", preexec_fn=limit_fds)
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(40):   # the kernel completes handshakes for the backlog anyway
+            clients.append(server.connect())
+        assert wait_for(lambda: "Too many open files" in server.stderr())
+        assert round_trip(clients[0]) == b"ping"   # a client it holds is still served
+        for sock in clients:
+            sock.close()
+        clients.clear()
+        with server.connect() as late:
+            late.settimeout(5)
+            assert round_trip(late) == b"ping"
+        assert wait_for(lambda: "accepting again" in server.stderr())
+        assert server.proc.poll() is None
+        assert "Traceback" not in server.stderr()
+    finally:
+        for sock in clients:
+            sock.close()
+        server.proc.kill()
+        server.proc.wait()
+        server.proc.stdout.close()
