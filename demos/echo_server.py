@@ -1,8 +1,8 @@
 """A TCP echo server on pyos: one task per connection.
 
-    python demos/echo_server.py [--host 127.0.0.1] [--port 45000] [-q] [--max-conns N]
+    python demos/echo_server.py [--host 127.0.0.1] [--port 25000] [-q] [--max-conns N]
 
-Try it with ``nc 127.0.0.1 45000`` or ``python demos/echo_client.py``.  Ctrl-C stops it
+Try it with ``nc 127.0.0.1 25000`` or ``python demos/echo_client.py``.  Ctrl-C stops it
 cleanly: every task is unwound and every client sees EOF.  ``kill -USR1 <pid>`` prints
 what each task is doing without stopping it.
 """
@@ -25,6 +25,7 @@ from pyos import NewTask, Sleep
 
 log = logging.getLogger("echo")
 CHUNK = 65536  # at most this much is held per client: the rest waits in the kernel
+DEFAULT_PORT = 25000  # below Linux's ephemeral ports (32768-60999): never taken by a client
 #: What accept() may fail with while the server is fine: out of descriptors (EMFILE,
 #: ENFILE) or memory, or a client that reset while queued.  Anything else ends it.
 ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
@@ -97,7 +98,7 @@ def raise_fd_limit() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: all)")
-    parser.add_argument("--port", type=int, default=45000, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("-q", "--quiet", action="store_true", help="don't log connections")
     parser.add_argument("--max-conns", type=int, default=10_000, help="concurrent clients")
     parser.add_argument("--poller", choices=["epoll", "select"], default=None)
