@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import stat
 import weakref
 from typing import Any
 
@@ -231,9 +232,9 @@ class EpollPoller(Poller):
             self._epoll.register(fd, mask)
         except FileExistsError:
             self._epoll.modify(fd, mask)
-        except PermissionError:  # EPERM: a regular file or directory, always "ready"
-            raise ValueError(f"fd {fd} ({file!r}) cannot be watched by epoll: regular files "
-                             "are always ready, so read them directly") from None
+        except PermissionError:  # EPERM: the file does not support polling at all
+            raise ValueError(f"fd {fd} ({file!r}) cannot be watched by epoll: "
+                             f"{_unpollable(fd)}") from None
         try:
             ref = weakref.ref(file)
         except TypeError:  # an int, or None: no file to trust, so no fast path next time
@@ -309,6 +310,24 @@ class EpollPoller(Poller):
                 self._epoll.register(fd, mask)
             except OSError:  # closed as well: its waiters are broken
                 self.forget(fd)
+
+
+def _unpollable(fd: int) -> str:
+    """Why epoll refused fd, for its error message: what kind of file it really is."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return "it does not support polling"
+    if stat.S_ISREG(mode):
+        return "it is a regular file: regular files are always ready, so read it directly"
+    if stat.S_ISDIR(mode):
+        return "it is a directory, which has nothing to wait for"
+    if stat.S_ISCHR(mode):
+        return ("it is a character device that does not support polling (such as "
+                "/dev/null, always ready): read or write it directly")
+    if stat.S_ISBLK(mode):
+        return "it is a block device, which is always ready: read it directly"
+    return "its file does not support polling"
 
 
 def make_poller(kind: str | None = None) -> Poller:

@@ -315,3 +315,37 @@ def test_epoll_recovers_from_a_registration_it_cannot_remove(socketpair):
         finally:
             sched.close()
     assert record[0][1] <= 5 and record[1] == [], record
+
+
+@pytest.mark.parametrize(("what", "says"), [
+    ("/dev/null", "is a character device"),
+    ("a directory", "is a directory"),
+    ("a regular file", "is a regular file"),
+])
+def test_epoll_names_what_it_refuses_to_watch(tmp_path, what, says):
+    """epoll refuses a file that cannot be polled with a ValueError that says what the file
+    is: /dev/null and directories are not "regular files"."""
+    if what == "/dev/null":
+        fd = os.open(os.devnull, os.O_RDONLY)
+    elif what == "a directory":
+        fd = os.open(tmp_path, os.O_RDONLY)
+    else:
+        (tmp_path / "f").write_bytes(b"data")
+        fd = os.open(tmp_path / "f", os.O_RDONLY)
+    errors = []
+
+    def reader():
+        try:
+            yield ReadWait(fd)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    sched = pyos.Scheduler(poller="epoll")
+    try:
+        run(sched, reader())
+    finally:
+        sched.close()
+        os.close(fd)
+    [error] = errors
+    assert says in error, error
+    assert ("regular" in error) == (what == "a regular file"), error
