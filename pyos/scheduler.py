@@ -26,7 +26,8 @@ import os
 from time import perf_counter as clock
 from typing import Any
 
-from .debug import bad_yield, deadlock_report, describe_wait, dump_on_signal
+from .debug import bad_yield, deadlock_report, describe_wait
+from .dump import dump_on_signal
 from .errors import Deadlock
 from .kernel import Kernel
 from .poller import make_poller
