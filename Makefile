@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
-PORT   ?= 45000
+# below Linux's ephemeral ports (32768-60999), which a client may hold right after `make test`
+PORT   ?= 25000
 
 .PHONY: demo test lint bench tour clean
 

@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyos
-from pyos.poller import EpollPoller
+from pyos.epoll import EpollPoller
 
 MESSAGE = b"x" * 100
 

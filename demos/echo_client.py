@@ -1,6 +1,6 @@
 """A client for the pyos echo server: try it by hand, or put load on it.
 
-    python demos/echo_client.py [--host 127.0.0.1] [--port 45000]
+    python demos/echo_client.py [--host 127.0.0.1] [--port 25000]
     python demos/echo_client.py --conns 100 --rounds 1000 --size 100
 
 Interactive mode (the default) sends each line you type and prints what comes back;
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 import pyos
 from pyos import ReadWait
 
+DEFAULT_PORT = 25000  # the echo server's default (see echo_server.py)
 PRIME = 251  # payloads shift by one byte per round, so a stale or misplaced echo shows
 
 
@@ -136,7 +137,7 @@ async def interactive(args: argparse.Namespace) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=45000)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--conns", type=int, default=0,
                         help="load mode: this many concurrent connections")
     parser.add_argument("--rounds", type=int, default=1000, help="round trips per connection")

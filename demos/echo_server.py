@@ -1,9 +1,9 @@
 """A TCP echo server on pyos: one task per connection.
 
-    python demos/echo_server.py [--host 127.0.0.1] [--port 45000] [-q] [--max-conns N]
+    python demos/echo_server.py [--host 127.0.0.1] [--port 25000] [-q] [--max-conns N]
                                 [--workers N]
 
-Try it with ``nc 127.0.0.1 45000`` or ``python demos/echo_client.py``.  Ctrl-C stops it
+Try it with ``nc 127.0.0.1 25000`` or ``python demos/echo_client.py``.  Ctrl-C stops it
 cleanly: every task is unwound and every client sees EOF.  ``kill -USR1 <pid>`` prints
 what each task is doing without stopping it.  ``--workers N`` serves the port from N
 processes, each with its own kernel (0: one per CPU); the pid printed in each log line
@@ -13,6 +13,7 @@ tells them apart, and signals to the supervisor reach every worker.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import resource
 import signal
@@ -23,11 +24,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout too
 
 import pyos
-from pyos import NewTask
+from pyos import NewTask, Sleep
 from pyos.runtime import current_kernel
 
 log = logging.getLogger("echo")
 CHUNK = 65536  # at most this much is held per client: the rest waits in the kernel
+DEFAULT_PORT = 25000  # below Linux's ephemeral ports (32768-60999): never taken by a client
+#: What accept() may fail with while the server is fine: out of descriptors (EMFILE,
+#: ENFILE) or memory, or a client that reset while queued.  Anything else ends it.
+ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+                           errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+ACCEPT_BACKOFF = 0.1  # seconds between tries while accept() keeps failing
 
 
 def handle(client: pyos.Socket, address: tuple, active: set[pyos.Socket]) -> object:
@@ -52,11 +59,31 @@ def handle(client: pyos.Socket, address: tuple, active: set[pyos.Socket]) -> obj
 
 
 def serve(listener: pyos.Socket, max_conns: int) -> object:
-    """Accept clients forever: accept() only waits when the backlog is empty."""
+    """Accept clients forever: accept() only waits when the backlog is empty.
+
+    An accept() that fails for want of descriptors or memory (or for a client that gave
+    up while queued) must not end the server: it is logged, once per spell, and after
+    a short pause (the backlog stays readable, so no pause would mean a busy loop)
+    accepting goes on, as in asyncio and trio.
+    """
     with listener:
         active: set[pyos.Socket] = set()
+        failing = 0   # the errno accept() keeps failing with, 0 while it works
         while True:
-            client, address = yield listener.accept()
+            try:
+                client, address = yield listener.accept()
+            except OSError as exc:
+                if exc.errno not in ACCEPT_ERRORS:
+                    raise
+                if exc.errno != failing:
+                    log.warning("cannot accept: %s; retrying every %.1f s (%d clients)",
+                                exc.strerror, ACCEPT_BACKOFF, len(active))
+                failing = exc.errno
+                yield Sleep(ACCEPT_BACKOFF)
+                continue
+            if failing:
+                log.warning("accepting again (%d clients)", len(active))
+                failing = 0
             if len(active) >= max_conns:
                 log.warning("refusing %s:%d: already %d clients", *address[:2], max_conns)
                 client.close()
@@ -100,7 +127,7 @@ def raise_fd_limit() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: all)")
-    parser.add_argument("--port", type=int, default=45000, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("-q", "--quiet", action="store_true", help="don't log connections")
     parser.add_argument("--max-conns", type=int, default=10_000, help="concurrent clients")
     parser.add_argument("--poller", choices=["epoll", "select"], default=None)

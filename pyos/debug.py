@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import os
 import reprlib
-import signal
-import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .task import Task
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .scheduler import Scheduler
-
 __all__ = [
-    "TaskInfo", "bad_yield", "deadlock_report", "describe_resumed", "dump_on_signal",
-    "format_ps", "task_info",
+    "TaskInfo", "bad_yield", "deadlock_report", "describe_resumed", "format_ps", "task_info",
 ]
 
 
@@ -122,36 +115,3 @@ def deadlock_report(tasks: Iterable[Task], describe: Callable[[Task], str]) -> s
     parts += [f"wait-for cycle: {cycle}" for cycle in cycles]
     parts += ["  " + line(task) for task in tasks]
     return "\n".join(parts)
-
-
-def dump_on_signal(sched: Scheduler, signum: int) -> None:
-    """Install a handler that writes the ps table, stacks included, to stderr on signum.
-
-    The handler runs between two bytecodes of the main thread, so the snapshot is
-    consistent, and the program carries on afterwards.  A task that hogs the CPU (the
-    usual reason to ask) is found in the interrupted kernel frame and shown as running.
-    """
-    run_code = type(sched)._run_ready.__code__
-
-    def handler(signum: int, frame: Any) -> None:
-        try:
-            _dump(signum, frame)
-        except Exception:  # whatever it raises would land in the frame it interrupted
-            pass
-
-    def _dump(signum: int, frame: Any) -> None:
-        running, run_time = None, 0.0
-        while frame is not None:            # was the signal taken while a task ran?
-            if frame.f_code is run_code and "start" in frame.f_locals:
-                running = frame.f_locals.get("task")
-                run_time = time.perf_counter() - frame.f_locals["start"]
-                break
-            frame = frame.f_back
-        infos = [task_info(t, "running", run_time) if t is running else
-                 task_info(t, sched.describe(t)) for t in sched.tasks()]
-        header = (f"--- pyos ps: pid {os.getpid()}, {len(infos)} tasks, "
-                  f"{signal.Signals(signum).name} at {time.strftime('%H:%M:%S')} ---")
-        sys.stderr.write(header + "\n" + format_ps(infos, stacks=True) + "\n")
-        sys.stderr.flush()
-
-    signal.signal(signum, handler)

@@ -29,13 +29,14 @@ import threading
 from time import perf_counter as clock
 from typing import Any
 
-from .debug import bad_yield, deadlock_report, describe_resumed, dump_on_signal
+from .debug import bad_yield, deadlock_report, describe_resumed
+from .dump import dump_on_signal
 from .errors import Cancelled, Deadlock, TaskCancelled
 from .kernel import Kernel
 from .poller import make_poller
 from .runtime import current_kernel, set_kernel
 from .syscalls import SystemCall
-from .task import COROUTINE_TYPES, Task
+from .task import COROUTINE_TYPES, Task, without_kernel_frames
 from .waits import CallWait, SleepWait
 from .wakeup import Wakeup
 
@@ -215,15 +216,18 @@ class Scheduler(Kernel):
         start = clock()
         for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
             self.current = task
+            ended = None
             try:
                 value = task.coro.send(task.sendval)
-            except BaseException as exc:  # its innermost frame returned or raised
-                self._trap(task, None, exc)
-            else:
+            except BaseException as exc:  # its innermost frame returned or raised: served
+                ended = exc               # below, or what the task raises next gets this
+            else:                         # handler's exception as its __context__
                 if value is None:
                     requeue(task)          # a bare yield: the common case, kept short
                 else:
                     self._trap(task, value)
+            if ended is not None:
+                self._trap(task, None, ended)
             now = clock()
             elapsed, start = now - start, now
             task.runs += 1
@@ -247,7 +251,7 @@ class Scheduler(Kernel):
                 try:
                     value = task.advance(exc)      # pass a return or raise down the stack
                 except BaseException as final:     # the outermost frame ended: task over
-                    self._exit(task, final)
+                    self._exit(task, without_kernel_frames(final))
                     return
             if isinstance(value, SystemCall):
                 value.task, value.sched, task.sendval = task, self, None

@@ -3,7 +3,8 @@
 ``data = yield sock.recv(4096)`` (or ``await sock.recv(4096)``) reads like blocking code,
 but the socket underneath is non-blocking: when the OS says "would block", the operation
 yields a ``ReadWait``/``WriteWait`` and the kernel runs other tasks until the descriptor
-is ready.  The kernel never sees a socket; this module only uses system calls.
+is ready.  The kernel never sees a socket; this module only uses system calls, and
+tells the running kernel (``runtime.current_kernel()``) when a socket is about to close.
 
 Each operation is a generator marked with ``types.coroutine``, which makes the same
 object usable with ``yield`` (Beazley's trampoline), ``yield from`` and ``await``.
@@ -21,6 +22,7 @@ import types
 from collections.abc import Generator
 from typing import Any
 
+from .runtime import current_kernel
 from .streams import BufferedStream
 from .syscalls import NotifyClosed, ReadWait, SystemCall, WriteWait
 from .threads import run_in_thread
@@ -173,13 +175,17 @@ class Socket(BufferedStream):
                 raise OSError(err, f"connect to {address!r}: {os.strerror(err)}") from None
 
     def close(self) -> SystemCall:
-        """Close the socket now.  Yield (or await) the result to tell the kernel too.
+        """Close the socket now, and tell the kernel running this thread, if any.
 
-        ``yield sock.close()`` makes tasks still waiting on this socket fail with EBADF at
-        once; a plain ``sock.close()`` (in a finally block, say) closes just the same and
-        the kernel finds those waiters when it next goes idle.
+        The kernel hears of it *before* the descriptor is closed: then it can still take
+        the descriptor out of epoll, which is impossible afterwards when the file stays
+        open elsewhere (a ``dup``, a forked child) and would fire forever.  Tasks still
+        waiting on this socket fail with EBADF at once.  The returned call does the same
+        again, harmlessly, so ``yield sock.close()`` works as it always has.
         """
         fd = self.sock.fileno()
+        if fd >= 0 and (kernel := current_kernel()) is not None:
+            kernel.notify_closed(fd)
         self.sock.close()
         self._more = True  # a later recv must fail on the socket, not wait on a stale fd
         return NotifyClosed(fd)

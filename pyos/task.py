@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import logging
 import os
-from types import CoroutineType, GeneratorType
+from types import CoroutineType, GeneratorType, TracebackType
 from typing import Any
 
-__all__ = ["COROUTINE_TYPES", "Task", "check_target"]
+__all__ = ["COROUTINE_TYPES", "Task", "check_target", "without_kernel_frames"]
 
 log = logging.getLogger("pyos")
 
 # SystemCall.__await__ (in syscalls.py) only relays the call: not where a task "is".
 _RELAY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "syscalls.py"), "__await__")
+
+# Where the kernel catches what a task's frame raised, and passes it on: never the user's.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_KERNEL_FILES = frozenset(os.path.join(_HERE, name)
+                          for name in ("task.py", "scheduler.py", "kernel.py"))
 
 #: What a task may run, and what it may yield to call as a sub-coroutine.
 COROUTINE_TYPES = (GeneratorType, CoroutineType)
@@ -50,6 +55,33 @@ def check_target(target: object) -> None:
     if callable(target):
         hint = f"; did you mean {getattr(target, '__name__', 'it')}() (call it first)?"
     raise TypeError(f"a task must be a generator or coroutine object, not {target!r}{hint}")
+
+
+def without_kernel_frames(exc: BaseException) -> BaseException:
+    """Drop the kernel's frames from the head of exc's traceback; return exc.
+
+    An exception a frame raises is caught by the kernel (and the kernel's frame joins
+    its traceback) before it is thrown into the calling frame or ends the task, so
+    without this a task's traceback would open with, and alternate with, kernel frames.
+    Only the head is trimmed: frames below the first of the task's own stay, including
+    pyos's own where the error was raised (a socket operation, a system call's checks).
+    """
+    tb: TracebackType | None = exc.__traceback__
+    head = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename in _KERNEL_FILES:
+        tb = tb.tb_next
+    if tb is not head:
+        exc.__traceback__ = tb
+    return exc
+
+
+def _suspended(coro: Any) -> bool:
+    """Is coro paused at a yield (so closing it did not end it)?"""
+    if isinstance(coro, GeneratorType):
+        return coro.gi_suspended
+    if isinstance(coro, CoroutineType):
+        return coro.cr_suspended
+    return False
 
 
 class _Raise:
@@ -94,6 +126,13 @@ class Task:
         "callers", "coro", "cpu", "done", "joiners", "name", "runs", "sendval", "tid", "wait",
     )
 
+    #: How deep sub-coroutine calls (``yield sub()``) may nest.  The trampoline needs no
+    #: C stack, so only memory bounds it: a runaway recursion would grow it until the
+    #: interpreter dies.  Past this depth the call raises RecursionError at its yield,
+    #: in that task only.  Far above the 20,000 levels pyos promises; a subclass or an
+    #: assignment to ``Task.max_depth`` changes it.
+    max_depth = 100_000
+
     def __init__(self, tid: int, target: Any, name: str | None = None) -> None:
         self.tid = tid  # target was checked by whoever made the task (check_target)
         self.name = name or getattr(target, "__qualname__", type(target).__name__)
@@ -118,7 +157,7 @@ class Task:
         if type(self.coro) is _Raise:   # thrown twice before it ran: the last one wins
             self.coro = _Raise(exc)
         else:
-            self.push(_Raise(exc))
+            self._call(_Raise(exc))
 
     @property
     def pending_error(self) -> BaseException | None:
@@ -131,7 +170,18 @@ class Task:
         return [*(self.callers or ()), self.coro]
 
     def push(self, coro: Any) -> None:
-        """Call coro as a sub-coroutine: it runs next, on top of the current frame."""
+        """Call coro as a sub-coroutine: it runs next, on top of the current frame.
+
+        Beyond ``max_depth`` nested calls, the call raises RecursionError instead.
+        """
+        if self.callers is not None and len(self.callers) >= self.max_depth:
+            coro.close()  # never started: closing only spares a "never awaited" warning
+            coro = _Raise(RecursionError(
+                f"{self!r} nested sub-coroutine calls more than {self.max_depth} deep "
+                "(Task.max_depth): runaway recursion?"))
+        self._call(coro)
+
+    def _call(self, coro: Any) -> None:
         if self.callers is None:
             self.callers = []
         self.callers.append(self.coro)
@@ -156,7 +206,7 @@ class Task:
             try:
                 if type(exc) is StopIteration and not thrown:
                     return caller.send(exc.value)
-                return caller.throw(exc)
+                return caller.throw(without_kernel_frames(exc))
             except BaseException as error:
                 exc, thrown = error, False
 
@@ -165,20 +215,29 @@ class Task:
 
         A frame that yields from its finally block (or swallows GeneratorExit) is closed
         again, which abandons that finally block; a few tries end any frame that does not
-        loop forever.  Whatever a frame raises while closing is logged, never propagated.
+        loop forever.  Such a frame is told apart from one whose finally block raised a
+        RuntimeError of its own by being still suspended afterwards.  Whatever a frame
+        raises while closing is logged, never propagated, except a BaseException such as
+        KeyboardInterrupt: that is re-raised, but only once every frame has been unwound.
         """
         frames, self.callers = self.stack, None
+        interrupt: BaseException | None = None
         for coro in reversed(frames):
             for _attempt in range(3):
                 try:
                     coro.close()
-                    break
                 except RuntimeError:
-                    continue  # it yielded while closing: throw GeneratorExit in again
+                    if _suspended(coro):
+                        continue  # it yielded while closing: throw GeneratorExit in again
+                    log.exception("task %d (%s) raised while being unwound", self.tid, self.name)
                 except Exception:
                     log.exception("task %d (%s) raised while being unwound", self.tid, self.name)
-                    break
+                except BaseException as exc:  # Ctrl-C, SystemExit: the program's, after this
+                    interrupt = interrupt or exc
+                break
         self.coro = _FINISHED  # a frame that resisted must never be resumed
+        if interrupt is not None:
+            raise interrupt
 
     def frames(self) -> list[tuple[str, int, str]]:
         """Where the task stands: (file, line, function) for every frame, innermost last.
@@ -197,3 +256,4 @@ class Task:
                 if not isinstance(coro, COROUTINE_TYPES):
                     coro = None
         return where
+

@@ -170,12 +170,12 @@ def line_of(func, text: str) -> int:
 class Server:
     """A running echo server: its process, port and stderr (a file: it never blocks on it)."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, preexec_fn=None) -> None:
         self.stderr_path = tmp_path / f"server-{time.monotonic_ns()}.err"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, str(DEMOS / "echo_server.py"), "--port", "0", *args],
-                stdout=subprocess.PIPE, stderr=err)
+                stdout=subprocess.PIPE, stderr=err, preexec_fn=preexec_fn)
         ready, _, _ = select.select([self.proc.stdout], [], [], 10)
         line = self.proc.stdout.readline().decode() if ready else ""
         match = re.search(r"listening on ([\d.]+):(\d+)", line)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
 import time
 from itertools import pairwise
 
@@ -136,3 +137,70 @@ def test_audit_runs_at_most_once_per_audit_after(sched, socketpair):
     assert empty_polls[0] >= 40
     assert 2 <= len(audits) <= 1 + elapsed / sched.audit_after
     assert all(later - earlier >= sched.audit_after for earlier, later in pairwise(audits))
+
+
+def _fail_closed_waiter_next_to_a_long_sleeper(sched, wait, close) -> list[object]:
+    """A task sleeps an hour, another waits (wait()) on a socket that close() closes.
+    Returns what the waiter saw.  A guard task, woken by the waiter or after 1 s by a
+    thread (not by a timer: a timer would make the kernel poll, and audit, sooner), ends
+    the sleeper so that the test always ends."""
+    sched.audit_after = 0.05
+    g, h = socket.socketpair()
+    record: list[object] = []
+
+    def waiter():
+        try:
+            yield from wait()
+            record.append("woke")
+        except OSError as exc:
+            record.append(exc.errno)
+        h.send(b"done")
+
+    def sleeper():
+        yield Sleep(3600)
+
+    def closer():
+        yield
+        close()
+
+    def guard(*tids):
+        yield ReadWait(g)
+        for tid in tids:
+            yield KillTask(tid)
+
+    timer = threading.Timer(1.0, h.send, (b"timeout",))
+    timer.start()
+    try:
+        with g, h:
+            run(sched, guard(sched.new(sleeper()), sched.new(waiter())), closer())
+    finally:
+        timer.cancel()
+    return record
+
+
+def test_waiter_on_a_plainly_closed_socket_fails_at_once_despite_a_long_sleeper(
+    sched, socketpair,
+):
+    """sock.close() without yield (here: leaving ``with sock:``) fails the task waiting on
+    it with EBADF at once, even while another task sleeps for an hour."""
+    a, _ = socketpair
+    sock = pyos.Socket(a)
+
+    def close():
+        with sock:
+            pass
+
+    assert _fail_closed_waiter_next_to_a_long_sleeper(
+        sched, lambda: (yield sock.recv(10)), close) == [errno.EBADF]
+
+
+def test_waiter_on_a_socket_closed_behind_the_kernels_back_fails_despite_a_long_sleeper(
+    sched, socketpair,
+):
+    """A socket closed behind the kernel's back (a raw close) fails its waiter with EBADF
+    as soon as the kernel goes idle, even while a task sleeps for an hour: the idle audit
+    runs whatever timers are pending.  (select() itself fails on the closed descriptor;
+    epoll just forgets it, so only the audit can find it.)"""
+    a, _ = socketpair
+    assert _fail_closed_waiter_next_to_a_long_sleeper(
+        sched, lambda: (yield ReadWait(a)), a.close) == [errno.EBADF]

@@ -11,13 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers import line_of, ticker_sleep
 
-from pyos import KillTask, NewTask
+from pyos import KillTask, NewTask, dump
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = os.path.basename(__file__)
@@ -165,3 +166,126 @@ def test_echo_server_dumps_tasks_on_sigusr1(echo_server):
             assert echo(two, b"hello") == b"hello"
             dump_until(proc, err, rf"^ +3  client {two.getsockname()[1]} +{fd}")
     assert proc.poll() is None
+
+
+# -- A dump at scale, and to a pipe nobody reads -----------------------------------------
+def test_dump_summarises_tasks_that_share_a_state_and_a_stack(sched, usr1, capsys):
+    """1,000 tasks asleep at the same line are one row, its stack and a count, not 3,000
+    lines; a task that differs is shown on its own."""
+    def main():
+        tids = []
+        for i in range(1000):
+            tids.append((yield NewTask(ticker_sleep(5), name=f"sleeper {i}")))
+        yield
+        os.kill(os.getpid(), usr1)
+        for tid in tids:
+            yield KillTask(tid)
+
+    sched.dump_on_signal(usr1)
+    sched.new(main(), name="main")
+    sched.mainloop()
+    title, *lines = capsys.readouterr().err.splitlines()
+    assert "1001 tasks" in title
+    assert len(lines) == 6, "\n".join(lines[:20])
+    assert lines[1].startswith("    1  main ") and lines[3].startswith("    2  sleeper 0 ")
+    assert lines[5] == "       +999 more tasks like task 2, same state and stack: 3-1001"
+
+
+@pytest.fixture
+def unread_stderr(monkeypatch):
+    """Returns install(), which makes sys.stderr a pipe that is full and that nobody reads
+    (yet), and read_until(text), which reads it until text arrives (a few seconds at
+    most).  (Installed from the test itself: pytest resets sys.stderr after set-up.)"""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    for _ in range(10_000):   # bounded: a pipe holds at most a few MB
+        try:
+            os.write(w, b"." * 65536)
+        except BlockingIOError:
+            break
+    os.set_blocking(w, True)   # as a real stderr is: a write to it would block
+
+    def install() -> None:
+        monkeypatch.setattr(sys, "stderr", open(w, "w", closefd=False))
+
+    got = [b""]   # everything read so far
+
+    def read_until(text: str, count: int = 1, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout
+        while got[0].count(text.encode()) < count and time.monotonic() < deadline:
+            if select.select([r], [], [], 0.1)[0]:
+                got[0] += os.read(r, 1 << 20)
+        return got[0].decode(errors="replace")
+
+    yield install, read_until
+    os.close(r)   # the writer thread, if blocked, gets EPIPE and lets go
+    os.close(w)
+
+
+def test_dump_to_a_full_pipe_never_stalls_the_kernel(sched, usr1, unread_stderr):
+    """With stderr a full pipe nobody reads, dumps never block the kernel: the program runs
+    to its end while the pipe is still full, and the dumps come out once it is read.
+    (A thread starts reading after 2 s, so that a dump that blocks fails the test rather
+    than hanging it.)"""
+    install, read_until = unread_stderr
+    install()
+    record, rescued = [], threading.Event()
+
+    def rescue():
+        rescued.set()
+        read_until("--- pyos ps: pid", 3)
+
+    def main():
+        for i in range(3):
+            os.kill(os.getpid(), usr1)
+            record.append(i)
+            yield
+
+    sched.dump_on_signal(usr1)
+    sched.new(main(), name="main")
+    rescuer = threading.Timer(2.0, rescue)
+    rescuer.start()
+    try:
+        sched.mainloop()
+        finished_while_full = not rescued.is_set()
+    finally:
+        rescuer.cancel()
+        rescuer.join()
+    assert record == [0, 1, 2]
+    assert finished_while_full, "a dump blocked the kernel until someone read the pipe"
+    assert read_until("--- pyos ps: pid", 3).count("--- pyos ps: pid") == 3
+
+
+def test_dumps_beyond_max_pending_are_dropped_with_a_note(sched, usr1, unread_stderr,
+                                                          monkeypatch):
+    """While the pipe stays full, dumps past MAX_PENDING bytes are dropped, not queued
+    without end; the first dump written afterwards says how many were lost."""
+    monkeypatch.setattr(dump, "MAX_PENDING", 4096)
+    install, read_until = unread_stderr
+    install()
+
+    def main():
+        for _ in range(40):          # about 500 bytes each: most cannot wait
+            os.kill(os.getpid(), usr1)
+            yield
+
+    sched.dump_on_signal(usr1)
+    sched.new(main(), name="main")
+    sched.mainloop()
+    for _ in range(50):   # read until the writer has written all it queued: 5 s at most
+        read_until("--- pyos ps: pid", count=10_000, timeout=0.1)
+        if all(w.queued == w.written for w in dump._writers.values()):
+            break
+    assert "--- pyos ps: pid" in read_until("--- pyos ps: pid")
+
+    def again():
+        os.kill(os.getpid(), usr1)
+        yield
+
+    sched.new(again(), name="again")
+    sched.mainloop()
+    text = read_until("  again  ")
+    note = re.search(r"--- pyos: (\d+) earlier dump\(s\) dropped", text)
+    assert note, text[-2000:]
+    dumps = text.count("--- pyos ps: pid")
+    assert int(note[1]) >= 1 and dumps + int(note[1]) == 41

@@ -7,7 +7,10 @@ Clients are plain blocking or selector-driven sockets, so a pyos bug cannot hide
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
+import resource
 import select
 import selectors
 import signal
@@ -16,7 +19,7 @@ import struct
 import time
 
 import pytest
-from helpers import round_trip, wait_for
+from helpers import DEMOS, Server, round_trip, wait_for
 
 
 def exchange(sock: socket.socket, payload: bytes, limit: float = 20.0) -> bytes:
@@ -167,3 +170,57 @@ def test_logging_quiet_and_max_conns(start):
     assert "refusing 127.0.0.1:" in log
     assert "connect" not in quiet.stderr()
     assert loud.proc.poll() is None and quiet.proc.poll() is None
+
+
+def test_running_out_of_descriptors_pauses_accepting_but_never_ends_it(tmp_path):
+    """With RLIMIT_NOFILE at 24, clients beyond the limit make accept() fail with EMFILE:
+    the server logs it, keeps serving the clients it has, and once they leave it
+    accepts again, the queued clients and a new one alike."""
+    def limit_fds() -> None:   # in the child: hard limit too, so the server cannot raise it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+
+    server = Server(tmp_path, "-q", preexec_fn=limit_fds)
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(40):   # the kernel completes handshakes for the backlog anyway
+            clients.append(server.connect())
+        assert wait_for(lambda: "Too many open files" in server.stderr())
+        assert round_trip(clients[0]) == b"ping"   # a client it holds is still served
+        for sock in clients:
+            sock.close()
+        clients.clear()
+        with server.connect() as late:
+            late.settimeout(5)
+            assert round_trip(late) == b"ping"
+        assert wait_for(lambda: "accepting again" in server.stderr())
+        assert server.proc.poll() is None
+        assert "Traceback" not in server.stderr()
+    finally:
+        for sock in clients:
+            sock.close()
+        server.proc.kill()
+        server.proc.wait()
+        server.proc.stdout.close()
+
+
+def test_default_port_is_below_the_ephemeral_range() -> None:
+    """`make demo`'s port, and the demos' defaults, lie below the ports the OS hands out to
+    outgoing connections (Linux: 32768-60999), so a client left by `make test` cannot hold
+    it; the three agree."""
+    ports = {name: _default_port(name) for name in ("echo_server", "echo_client")}
+    makefile = (DEMOS.parent / "Makefile").read_text()
+    ports["Makefile"] = int(re.search(r"^PORT\s*\?=\s*(\d+)\s*$", makefile, re.M).group(1))
+    assert len(set(ports.values())) == 1, ports
+    low = 32768
+    if os.path.exists("/proc/sys/net/ipv4/ip_local_port_range"):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = min(low, int(f.read().split()[0]))
+    assert 1024 <= ports["Makefile"] < low, ports
+
+
+def _default_port(demo: str) -> int:
+    """DEFAULT_PORT of demos/<demo>.py (loading it runs no server: main() is guarded)."""
+    spec = importlib.util.spec_from_file_location(f"_{demo}", DEMOS / f"{demo}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DEFAULT_PORT

@@ -243,3 +243,111 @@ def test_thousands_of_descriptors_with_epoll(sched):
     assert registered == [1600]
     assert got == expected
     assert len(sched._poller) == 0
+
+
+def _count_polls(sched) -> list[int]:
+    """Make sched's poller count its poll() calls; returns the one-item counter."""
+    count, real_poll = [0], sched._poller.poll
+
+    def counting_poll(timeout):
+        count[0] += 1
+        return real_poll(timeout)
+
+    sched._poller.poll = counting_poll
+    return count
+
+
+def _polls_while_sleeping(count: list[int], record: list[object]):
+    """Sleep 20 ms and record how many polls the kernel made meanwhile: 1 or 2 when idle,
+    thousands when it spins on an event nobody can clear."""
+    before = count[0]
+    yield Sleep(0.02)
+    record.append(("polls", count[0] - before))
+
+
+@pytest.mark.parametrize("how", ["plain", "yield"])
+def test_closing_a_socket_open_elsewhere_leaves_no_registration(sched, how):
+    """Socket.close() on a socket whose file lives on in a dup (or a forked child) leaves
+    nothing registered: the kernel does not spin when that file becomes ready."""
+    a, b = socket.socketpair()
+    dup, sock, record = a.dup(), pyos.Socket(a), []
+    count = _count_polls(sched)
+
+    def user():
+        record.append((yield sock.recv(10)))    # nothing there yet: it waits, registered
+        if how == "plain":
+            sock.close()
+        else:
+            yield sock.close()
+        b.send(b"ready")                        # the file, still open as dup, is readable
+        yield from _polls_while_sleeping(count, record)
+        if sched._poller.__class__.__name__ == "EpollPoller":
+            record.append((sched._poller._armed, sched._poller._epoll.poll(0)))
+
+    def sender():
+        yield
+        b.send(b"hi")
+
+    with dup, b:
+        run(sched, user(), sender())
+    assert record[0] == b"hi"
+    assert record[1][0] == "polls" and record[1][1] <= 5, record
+    assert record[2:] in ([], [({}, [])])
+
+
+def test_epoll_recovers_from_a_registration_it_cannot_remove(socketpair):
+    """A raw socket closed behind the kernel's back while a dup keeps its file open stays
+    in epoll under a number that no longer exists; the poller starts a fresh epoll rather
+    than spin on it."""
+    sched = pyos.Scheduler(poller="epoll")
+    a, b = socketpair
+    dup, record = a.dup(), []
+    count = _count_polls(sched)
+
+    def user():
+        b.send(b"x")
+        yield ReadWait(a)        # registered, and left registered (lazily) after the wake
+        a.close()                # behind the kernel's back: epoll can no longer remove it
+        yield from _polls_while_sleeping(count, record)
+        record.append(sched._poller._epoll.poll(0))
+
+    with dup:
+        try:
+            run(sched, user())
+        finally:
+            sched.close()
+    assert record[0][1] <= 5 and record[1] == [], record
+
+
+@pytest.mark.parametrize(("what", "says"), [
+    ("/dev/null", "is a character device"),
+    ("a directory", "is a directory"),
+    ("a regular file", "is a regular file"),
+])
+def test_epoll_names_what_it_refuses_to_watch(tmp_path, what, says):
+    """epoll refuses a file that cannot be polled with a ValueError that says what the file
+    is: /dev/null and directories are not "regular files"."""
+    if what == "/dev/null":
+        fd = os.open(os.devnull, os.O_RDONLY)
+    elif what == "a directory":
+        fd = os.open(tmp_path, os.O_RDONLY)
+    else:
+        (tmp_path / "f").write_bytes(b"data")
+        fd = os.open(tmp_path / "f", os.O_RDONLY)
+    errors = []
+
+    def reader():
+        try:
+            yield ReadWait(fd)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    sched = pyos.Scheduler(poller="epoll")
+    try:
+        run(sched, reader())
+    finally:
+        sched.close()
+        os.close(fd)
+    [error] = errors
+    assert says in error, error
+    assert ("regular" in error) == (what == "a regular file"), error

@@ -11,10 +11,11 @@ import logging
 import traceback
 
 import pytest
-from helpers import run
+from helpers import record_steps, run
 
 import pyos
 from pyos import GetTid, KillTask, Sleep
+from pyos.task import Task
 
 DEPTH = 20_000
 
@@ -83,6 +84,75 @@ def test_uncaught_traceback_as_logged_shows_every_trampolined_frame(
         sched.mainloop()
     [record] = [r for r in caplog.records if r.name == "pyos" and r.levelno == logging.ERROR]
     assert record.exc_info is not None and set(LEVELS) <= set(_names(record.exc_info[1]))
+
+
+def _failure_of(target) -> BaseException:
+    """Run target as a task next to a waiter; return the exception target failed with."""
+    sched, seen = pyos.Scheduler(), []
+
+    def waiter(tid):
+        try:
+            yield pyos.WaitTask(tid)
+        except pyos.TaskError as exc:
+            seen.append(exc.__cause__)
+
+    logging.getLogger("pyos").disabled = True   # the failure is logged too: not the point
+    try:
+        run(sched, waiter(sched.new(target)))
+    finally:
+        logging.getLogger("pyos").disabled = False
+        sched.close()
+    [exc] = seen
+    return exc
+
+
+def test_failure_has_no_kernel_stop_iteration_as_context() -> None:
+    """A sub-call's return value never leaks into a later failure as its __context__, nor
+    does an exception the task already handled."""
+    def secret():
+        yield
+        return b"password"
+
+    def after_return():
+        assert (yield secret()) == b"password"
+        raise KeyError("after a return")
+
+    def after_handled():
+        try:
+            yield _level3()
+        except ValueError:
+            pass
+        raise KeyError("after a handled error")
+
+    for target in (after_return(), after_handled()):
+        exc = _failure_of(target)
+        assert isinstance(exc, KeyError)
+        assert exc.__context__ is None, repr(exc.__context__)
+
+
+def test_failure_context_inside_an_except_block_is_kept() -> None:
+    """Only the kernel's context goes: an error raised while handling another keeps it."""
+    def main():
+        try:
+            yield _level3()
+        except ValueError:
+            raise KeyError("while handling")  # noqa: B904 (the implicit context is the point)
+
+    exc = _failure_of(main())
+    assert isinstance(exc.__context__, ValueError)
+
+
+def test_failure_traceback_holds_only_the_users_frames(
+    sched: pyos.Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logged or delivered, a failure's traceback is the task's frames, outermost first,
+    with no kernel frame (_run_ready, _trap, advance) before or between them."""
+    assert _names(_failure_of(_top())) == list(LEVELS)
+    sched.new(_top())
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        sched.mainloop()
+    [record] = [r for r in caplog.records if r.name == "pyos" and r.levelno == logging.ERROR]
+    assert _names(record.exc_info[1]) == list(LEVELS)
 
 
 def test_system_calls_and_bare_yields_work_at_any_depth(sched: pyos.Scheduler) -> None:
@@ -160,6 +230,59 @@ def test_kill_unwinds_twenty_thousand_nested_calls() -> None:
 
     assert pyos.run(main(), clock=pyos.VirtualClock()) is True
     assert unwound == list(range(DEPTH + 1))
+
+
+def test_runaway_recursion_raises_recursion_error_in_that_task_only(
+    sched: pyos.Scheduler,
+) -> None:
+    """Endless ``yield f()`` recursion stops at Task.max_depth with a RecursionError at the
+    deepest yield; the task may catch it, and every other task runs on unharmed."""
+    record: list[object] = []
+    deepest = [0]
+
+    def down(n):
+        deepest[0] = n
+        yield down(n + 1)
+
+    def runaway():
+        try:
+            yield down(1)
+        except RecursionError as exc:
+            record.append(("caught", "max_depth" in str(exc)))
+        yield from record_steps(record, "runaway after", 1)
+
+    def nested_deep():
+        record.append(("deep", (yield _nest(DEPTH))))
+
+    run(sched, runaway(), record_steps(record, "bystander", 3), nested_deep())
+    assert Task.max_depth >= 5 * DEPTH
+    assert deepest[0] == Task.max_depth   # the call that went too deep never started
+    assert ("caught", True) in record and ("runaway after", 0) in record
+    assert ("bystander", 2) in record and ("deep", DEPTH + 3) in record
+
+
+def test_uncaught_recursion_error_ends_only_its_task(sched: pyos.Scheduler) -> None:
+    """Not caught, the RecursionError ends the runaway task like any failure: its waiter
+    gets a TaskError; nothing else is touched, and the limit is per task."""
+    record: list[object] = []
+
+    def down():
+        yield down()
+
+    def waiter(tid):
+        try:
+            yield pyos.WaitTask(tid)
+        except pyos.TaskError as exc:
+            record.append(type(exc.__cause__).__name__)
+        record.append(("still deep enough", (yield _nest(DEPTH))))
+
+    logging.getLogger("pyos").disabled = True   # the failure is logged: not the point
+    try:
+        run(sched, waiter(sched.new(down())), record_steps(record, "bystander", 2))
+    finally:
+        logging.getLogger("pyos").disabled = False
+    assert "RecursionError" in record and ("bystander", 1) in record
+    assert ("still deep enough", DEPTH + 2) in record
 
 
 # -- 2. async def ------------------------------------------------------------------------

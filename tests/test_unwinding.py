@@ -6,6 +6,9 @@ Interleavings are checked with ordered ``record`` lists; nothing sleeps for real
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from helpers import run
 
 import pyos
@@ -111,3 +114,63 @@ def test_victim_that_swallows_generator_exit_cannot_crash_the_kernel(
             gen.throw(StopIteration)
         except (StopIteration, RuntimeError):
             break
+
+
+def _nested_victim(record: list[object], error: BaseException):
+    """An outer frame calling an inner one whose finally raises error when killed."""
+    def inner():
+        try:
+            yield Sleep(3600)
+        finally:
+            record.append("inner finally")
+            raise error
+
+    def outer():
+        try:
+            yield inner()
+        finally:
+            record.append("outer finally")
+
+    return outer()
+
+
+def test_runtime_error_raised_in_a_finally_while_killed_is_logged(
+    sched: pyos.Scheduler, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A finally block's own RuntimeError is not mistaken for a frame that ignored
+    GeneratorExit: it is logged like any error raised while unwinding, and the finally
+    block runs once; the outer frame is unwound too."""
+    record: list[object] = []
+    victim = sched.new(_nested_victim(record, RuntimeError("disk on fire")))
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        run(sched, _kill_later(record, victim))
+    assert record == ["inner finally", "outer finally", ("kill", True)]
+    [logged] = [r for r in caplog.records if "while being unwound" in r.getMessage()]
+    assert logged.exc_info is not None
+    assert repr(logged.exc_info[1]) == "RuntimeError('disk on fire')"
+
+
+def test_interrupt_in_an_inner_finally_unwinds_every_frame_before_it_propagates(
+    sched: pyos.Scheduler,
+) -> None:
+    """Ctrl-C raised by an inner finally block while its task is killed still leaves
+    mainloop(), but only after the outer frames' finally blocks have run (not at garbage
+    collection); every other task is unwound as for any Ctrl-C."""
+    record: list[object] = []
+    victim = sched.new(_nested_victim(record, KeyboardInterrupt()))
+
+    def sleeper():
+        try:
+            yield Sleep(3600)
+        finally:
+            record.append("sleeper finally")
+
+    sched.new(sleeper())
+    sched.new(_kill_later(record, victim))
+    seen: list[object] = []
+    try:
+        sched.mainloop()
+    except KeyboardInterrupt:
+        seen = list(record)   # while the interrupt (and its traceback) is still alive
+    assert seen[:2] == ["inner finally", "outer finally"]
+    assert "sleeper finally" in seen and sched.tasks() == []
