@@ -59,12 +59,13 @@ def serve(listener: Socket, handler: Callable[[Socket, Any], Any],
         raise ValueError(f"max_conns must be a positive int or None, not {max_conns!r}")
     handlers: set[int] = set()
     free = WaitQueue(f"a free connection slot ({max_conns} in use)")
-    name = getattr(handler, "__qualname__", "handler")
+    name = getattr(handler, "__name__", "handler")
 
     def ended(tid: int) -> None:   # called from each handler task's finally: a plain call
         handlers.discard(tid)
         free.wake()
 
+    failing = 0   # the errno accept() keeps failing with, 0 while it works
     try:
         while True:
             while max_conns is not None and len(handlers) >= max_conns:
@@ -76,10 +77,16 @@ def serve(listener: Socket, handler: Callable[[Socket, Any], Any],
                     continue
                 if exc.errno not in RESOURCE_ERRORS:
                     raise
-                log.error("accept() on %r failed: %s; retrying in %.1fs (%d connections open)",
-                          listener, exc, BACKOFF, len(handlers))
+                if exc.errno != failing:   # once per spell, not once per retry
+                    log.error("cannot accept on %r: %s; retrying every %.1fs "
+                              "(%d connections open)", listener, exc, BACKOFF, len(handlers))
+                failing = exc.errno
                 yield Sleep(BACKOFF)
                 continue
+            if failing:
+                log.warning("accepting again on %r (%d connections open)",
+                            listener, len(handlers))
+                failing = 0
             tid = yield NewTask(_connection(handler, client, address, ended),
                                 name=f"{name} {_peer(address)}")
             handlers.add(tid)

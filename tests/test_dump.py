@@ -153,18 +153,19 @@ def test_echo_server_dumps_tasks_on_sigusr1(echo_server):
         assert echo(one, b"ping") == b"ping"      # its task has run (or is finishing)
         port1 = one.getsockname()[1]
         fd = r"waiting to read fd \d+ +"
-        dump_until(proc, err, rf"^ +2  client {port1} +{fd}\d+ +\d+\.\d  echo_server\.py:\d+:"
-                   r"handle\n +echo_server\.py:\d+:handle\n +sockets\.py:\d+:recv$")
+        dump_until(proc, err, rf"^ +2  client 127\.0\.0\.1:{port1} +{fd}\d+ +\d+\.\d  "
+                   r"echo_server\.py:\d+:echo\n +serve\.py:\d+:_connection\n"
+                   r" +echo_server\.py:\d+:echo\n +sockets\.py:\d+:recv$")
         table = err.text
         assert re.search(r"^  TID  NAME +STATE +RUNS +CPU\(ms\)  WHERE$", table, re.M)
         assert re.search(rf"^ +1  listener +{fd}\d+ +\d+\.\d  echo_server\.py:\d+:serve\n"
-                         r" +echo_server\.py:\d+:serve\n +sockets\.py:\d+:accept$",
-                         table, re.M), table
+                         r" +echo_server\.py:\d+:serve\n +serve\.py:\d+:serve\n"
+                         r" +sockets\.py:\d+:accept$", table, re.M), table
         assert proc.poll() is None
         assert echo(one, b"still there") == b"still there"
         with socket.create_connection(address, timeout=5) as two:
             assert echo(two, b"hello") == b"hello"
-            dump_until(proc, err, rf"^ +3  client {two.getsockname()[1]} +{fd}")
+            dump_until(proc, err, rf"^ +3  client 127\.0\.0\.1:{two.getsockname()[1]} +{fd}")
     assert proc.poll() is None
 
 
