@@ -36,6 +36,7 @@ from .poller import make_poller
 from .runtime import current_kernel, set_kernel
 from .syscalls import SystemCall
 from .task import COROUTINE_TYPES, Task
+from .timeline import Timeline
 from .waits import CallWait, SleepWait
 from .wakeup import Wakeup
 
@@ -59,9 +60,12 @@ class Scheduler(Kernel):
     def __init__(
         self, poller: str | None = None, *, trace: bool | None = None,
         slow_task: float | None = 0.1, keep_results: int = 10_000, clock: Any = None,
+        timeline: str | os.PathLike[str] | None = None, timeline_events: int = 100_000,
     ) -> None:
         if trace is None:
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
+        if timeline is None:
+            timeline = os.environ.get("PYOS_TIMELINE") or None
         super().__init__(make_poller(poller), keep_results, trace, clock)
         self._running = threading.Lock()     # held while mainloop() runs, in any thread
         self._wakeup = Wakeup()              # other threads' way in: call_soon_threadsafe
@@ -70,6 +74,9 @@ class Scheduler(Kernel):
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
         self.slow_task = float("inf") if slow_task is None else slow_task
+        # Off, there is no recorder and the loop is untouched; on, the recorder wraps this
+        # scheduler's phases (pyos/timeline), and close() writes what it saw to the file.
+        self.timeline = Timeline(self, timeline, timeline_events) if timeline else None
 
     # -- The public interface --------------------------------------------------------------
     def dump_on_signal(self, signum: int) -> None:
@@ -85,9 +92,14 @@ class Scheduler(Kernel):
         self._wakeup.call_soon(fn, args)
 
     def close(self) -> None:
-        """Release the poller and the wake-up pipe.  The scheduler cannot run again."""
+        """Release the poller and the wake-up pipe, and write the timeline if one is kept.
+
+        The scheduler cannot run again.
+        """
         super().close()
         self._wakeup.close()
+        if self.timeline is not None:
+            self.timeline.write()
 
     def mainloop(self) -> None:
         """Run until every task has exited.  Raises Deadlock if none ever could."""
