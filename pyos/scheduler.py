@@ -66,6 +66,9 @@ class Scheduler(Kernel):
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
         if timeline is None:
             timeline = os.environ.get("PYOS_TIMELINE") or None
+        # Off, there is no recorder and the loop is untouched; on, the recorder wraps this
+        # scheduler's phases (pyos/timeline) and close() writes what it saw.
+        self.timeline = Timeline(timeline, timeline_events) if timeline else None
         super().__init__(make_poller(poller), keep_results, trace, clock)
         self._running = threading.Lock()     # held while mainloop() runs, in any thread
         self._wakeup = Wakeup()              # other threads' way in: call_soon_threadsafe
@@ -74,9 +77,8 @@ class Scheduler(Kernel):
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
         self.slow_task = float("inf") if slow_task is None else slow_task
-        # Off, there is no recorder and the loop is untouched; on, the recorder wraps this
-        # scheduler's phases (pyos/timeline), and close() writes what it saw to the file.
-        self.timeline = Timeline(self, timeline, timeline_events) if timeline else None
+        if self.timeline is not None:
+            self.timeline.attach(self)
 
     # -- The public interface --------------------------------------------------------------
     def dump_on_signal(self, signum: int) -> None:

@@ -56,17 +56,25 @@ class Timeline:
     kept (a run slice, a wait or an exit each count one).
     """
 
-    def __init__(self, sched: Any, path: str | os.PathLike[str], max_events: int) -> None:
+    def __init__(self, path: str | os.PathLike[str], max_events: int) -> None:
         if not isinstance(max_events, int) or max_events < 1:
             raise ValueError(f"timeline_events must be a positive int, not {max_events!r}")
         self.path = os.fspath(path)
         self.events: deque[tuple[Any, ...]] = deque(maxlen=max_events)
         self.origin = perf_counter()          # time 0 of the timeline
-        self._sched = sched
+        self._sched: Any = None
         self._waits: dict[Any, tuple[float, str]] = {}  # task -> (since, what): open waits
         self._stepping: Any = None            # the task whose step is being timed
         self._exited: tuple[Any, ...] | None = None  # its exit, recorded after its slice
-        # The scheduler's own methods (bound), and this recorder's in front of them.
+
+    def attach(self, sched: Any) -> None:
+        """Record sched from now on: put this recorder's methods in front of its own.
+
+        Two steps, because the scheduler makes its Timeline first (a bad timeline_events
+        then fails before any descriptor is opened) and attaches it last, once it is
+        complete.
+        """
+        self._sched = sched
         self._step, self._poll = sched._run_ready, sched._poll_io
         self._expire, self._end = sched._expire_timers, sched._exit
         sched._run_ready, sched._poll_io = self._run_ready, self._poll_io

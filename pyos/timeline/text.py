@@ -56,7 +56,7 @@ def render(trace: dict[str, Any] | list[dict[str, Any]], width: int = 72,
     for tid in sorted(rows):
         lines.append(f"{_fit(labels[tid], pad):<{pad}} |{''.join(rows[tid])}|")
     end = f"{(last - first) / scale:.3f} {unit}"
-    lines.append(f"{'':<{pad}} 0{end:>{width + 1}}")
+    lines.append(f"{'':<{pad + 2}}0{end:>{max(width - 1, len(end) + 1)}}")
     if waited:
         lines += ["", "waited on (most time first):"]
         for tid in sorted(waited):
