@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 45000
 
-.PHONY: demo test lint bench tour clean
+.PHONY: demo test lint bench tour timeline-picture clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ $(VENV)/.bench: $(STAMP)
 
 bench: $(VENV)/.bench  ## pyos against asyncio, uvloop, curio and trio (QUICK=1 for a short run)
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick,)
+
+$(VENV)/.docs: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(VENV)/.docs
+
+timeline-picture: $(VENV)/.docs  ## docs/timeline.png: the echo server's timeline, drawn
+	$(PY) demos/timeline_picture.py docs/timeline.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
