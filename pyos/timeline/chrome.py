@@ -9,8 +9,8 @@ draws one row per task:
 * a wait is a complete event named by what the task waited on ("waiting to read fd 7",
   "sleeping for 0.100s more"), category "wait", with who woke it in its args;
 * a wake-up is an instant event (``"ph": "i"``) "woken by ..." where the wait ended,
-  and, when a task woke it, a flow arrow (``"ph": "s"`` / ``"f"``) from the waker's run
-  slice to the woken task's next one;
+  and, when a task woke it, a flow arrow (``"ph": "s"`` / ``"f"``, bound to the slices
+  that enclose them) from the waker's run slice to the woken task's next one;
 * an exit is an instant event "exited: returned" (or killed, cancelled, raised ...).
 
 The recorder keeps compact tuples (below) and this module turns them into the format
@@ -46,12 +46,14 @@ def chrome_trace(events: Iterable[tuple[Any, ...]], still_waiting: Iterable[tupl
     """
     events = list(events)
     names = dict(live)
-    runs: defaultdict[int, list[float]] = defaultdict(list)   # tid -> its run starts
+    starts: defaultdict[int, list[float]] = defaultdict(list)   # tid -> its runs' starts
+    ends: defaultdict[int, list[float]] = defaultdict(list)     # ... and their ends
     for event in events:
         if event[0] == EXIT:
             names[event[1]] = event[3]
         elif event[0] == RUN:
-            runs[event[1]].append(event[2])
+            starts[event[1]].append(event[2])
+            ends[event[1]].append(event[3])
 
     def us(t: float) -> float:
         return round((t - origin) * 1e6, 3)
@@ -84,16 +86,18 @@ def chrome_trace(events: Iterable[tuple[Any, ...]], still_waiting: Iterable[tupl
             by = f"task {waker} ({names.get(waker, '?')})" if isinstance(waker, int) else waker
             out.append(span(tid, what, "wait", since, until, woken_by=by))
             out.append(instant(tid, f"woken by {by}", until))
-            starts = runs.get(tid, ())
-            i = bisect_left(starts, until)
-            if isinstance(waker, int) and i < len(starts):  # an arrow to where it ran next
+            i = bisect_left(starts[tid], until)
+            if isinstance(waker, int) and i < len(starts[tid]):  # an arrow to its next run
+                # Each end of the arrow lies in the middle of its slice, which then
+                # encloses it beyond doubt ("bp": "e"), whatever order ties are read in.
                 flows += 1
                 flow = {"name": "wake-up", "cat": "wake", "id": flows, "pid": pid}
                 out.append({**flow, "ph": "s", "tid": waker, "ts": us((waker_since + until) / 2)})
-                out.append({**flow, "ph": "f", "bp": "e", "tid": tid, "ts": us(starts[i])})
+                out.append({**flow, "ph": "f", "bp": "e", "tid": tid,
+                            "ts": us((starts[tid][i] + ends[tid][i]) / 2)})
     for tid, since, what in still_waiting:
         out.append(span(tid, what, "wait", since, end, woken_by="nothing yet: still waiting"))
-    out.sort(key=lambda e: (e["ts"], e["ph"] != "X"))   # a flow's end after its slice
+    out.sort(key=lambda e: e["ts"])
 
     meta: list[dict[str, Any]] = [
         {"name": "process_name", "ph": "M", "pid": pid, "args": {"name": f"pyos (pid {pid})"}}]
