@@ -100,3 +100,16 @@ def test_an_unwritable_timeline_is_logged_and_the_result_still_returned(tmp_path
     assert [r.getMessage() for r in caplog.records] == [
         f"could not write the timeline to {path}: "
         f"[Errno 2] No such file or directory: '{path}.{os.getpid()}.partial'"]
+
+
+def test_a_failed_write_leaves_no_partial_file_behind(tmp_path, caplog):
+    """The file is written beside its path and renamed; when the rename fails, it goes."""
+    def main():
+        yield
+
+    (tmp_path / "taken").mkdir()
+    with caplog.at_level(logging.ERROR, logger="pyos"):
+        pyos.run(main(), timeline=tmp_path / "taken")
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"could not write the timeline to {tmp_path / 'taken'}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

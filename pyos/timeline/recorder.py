@@ -33,6 +33,7 @@ sleep shows as a short wait whose name says how long it was meant to be.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -99,15 +100,17 @@ class Timeline:
         timeline that cannot be saved never hides how the program itself ended.
         """
         path = os.fspath(path) if path is not None else self.path
+        partial = f"{path}.{os.getpid()}.partial"   # never a half-written file at path
         try:
-            trace = self.trace()
-            partial = f"{path}.{os.getpid()}.partial"
             with open(partial, "w", encoding="utf-8") as f:
-                json.dump(trace, f, separators=(",", ":"))
+                json.dump(self.trace(), f, separators=(",", ":"))
             os.replace(partial, path)
         except OSError as exc:
             log.error("could not write the timeline to %s: %s", path, exc)
             return
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)                    # (gone already if all went well)
         log.info("timeline: %d events written to %s", len(self.events), path)
 
     # -- The scheduler's phases, recorded --------------------------------------------------
@@ -135,7 +138,7 @@ class Timeline:
         batch = sched._ready
         ready: list[Any] = []
         sched._ready = ready
-        record, waits, now = self.events.append, self._waits, sched._now
+        record, waits, kernel_time = self.events.append, self._waits, sched._now
         try:
             for task in batch:
                 if task.done:                  # killed while it sat in the queue
@@ -158,7 +161,7 @@ class Timeline:
                     record(self._exited)
                     self._exited = None
                 elif task.wait is not None:    # it blocked
-                    waits[task] = (end, task.wait.describe(now()))
+                    waits[task] = (end, task.wait.describe(kernel_time()))
         finally:
             if sched._ready is not ready:      # a step raised (Ctrl-C): keep what it queued
                 ready += sched._ready
