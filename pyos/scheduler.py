@@ -94,10 +94,7 @@ class Scheduler(Kernel):
         self._wakeup.call_soon(fn, args)
 
     def close(self) -> None:
-        """Release the poller and the wake-up pipe, and write the timeline if one is kept.
-
-        The scheduler cannot run again.
-        """
+        """Release the poller and the wake-up pipe, write the timeline; it cannot run again."""
         super().close()
         self._wakeup.close()
         if self.timeline is not None:
@@ -197,7 +194,7 @@ class Scheduler(Kernel):
                     self._expire_scope(scope)
 
     # -- Phase 3: run ----------------------------------------------------------------------
-    def _run_ready(self) -> None:
+    def _run_ready(self) -> None:  # (a timeline calls it with one task at a time)
         if not self._ready:
             return
         batch, self._ready = self._ready, []
