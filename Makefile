@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 # below Linux's ephemeral ports (32768-60999), which a client may hold right after `make test`
 PORT   ?= 25000
 
-.PHONY: demo test lint bench tour clean
+.PHONY: demo test lint bench tour timeline-picture clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ $(VENV)/.bench: $(STAMP)
 
 bench: $(VENV)/.bench  ## pyos against asyncio, uvloop, curio and trio, and over 1, 2, 4 workers (QUICK=1: short)
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick,)
+
+$(VENV)/.docs: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(VENV)/.docs
+
+timeline-picture: $(VENV)/.docs  ## docs/timeline.png: the echo server's timeline, drawn
+	$(PY) demos/timeline_picture.py docs/timeline.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -37,6 +37,7 @@ from .poller import make_poller
 from .runtime import current_kernel, set_kernel
 from .syscalls import SystemCall
 from .task import COROUTINE_TYPES, Task, without_kernel_frames
+from .timeline import Timeline
 from .waits import CallWait, SleepWait
 from .wakeup import Wakeup
 
@@ -61,9 +62,15 @@ class Scheduler(Kernel):
         self, poller: str | None = None, *, trace: bool | None = None,
         slow_task: float | None = 0.1, keep_results: int = 10_000, clock: Any = None,
         max_threads: int | None = None,
+        timeline: str | os.PathLike[str] | None = None, timeline_events: int = 100_000,
     ) -> None:
         if trace is None:
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
+        if timeline is None:
+            timeline = os.environ.get("PYOS_TIMELINE") or None
+        # Off, there is no recorder and the loop is untouched; on, the recorder wraps this
+        # scheduler's phases (pyos/timeline) and close() writes what it saw.
+        self.timeline = Timeline(timeline, timeline_events) if timeline else None
         super().__init__(make_poller(poller), keep_results, trace, clock)
         self._running = threading.Lock()     # held while mainloop() runs, in any thread
         self._wakeup = Wakeup()              # other threads' way in: call_soon_threadsafe
@@ -76,6 +83,8 @@ class Scheduler(Kernel):
             raise ValueError(f"max_threads must be at least 1, not {max_threads!r}")
         self.max_threads = max_threads       # run_in_thread's pool (None: threads.py's default)
         self._at_close: list[Any] = []       # library code's clean-ups: see at_close()
+        if self.timeline is not None:
+            self.timeline.attach(self)
 
     # -- The public interface --------------------------------------------------------------
     def dump_on_signal(self, signum: int) -> None:
@@ -99,7 +108,8 @@ class Scheduler(Kernel):
         self._at_close.append(fn)
 
     def close(self) -> None:
-        """Release the poller and the wake-up pipe.  The scheduler cannot run again."""
+        """Release what library code holds, the poller and the wake-up pipe, and write the
+        timeline.  The scheduler cannot run again."""
         while self._at_close:
             fn = self._at_close.pop()
             try:
@@ -108,6 +118,8 @@ class Scheduler(Kernel):
                 log.exception("at_close(%r) raised", fn)
         super().close()
         self._wakeup.close()
+        if self.timeline is not None:
+            self.timeline.write()
 
     def mainloop(self) -> None:
         """Run until every task has exited.  Raises Deadlock if none ever could."""
@@ -206,7 +218,7 @@ class Scheduler(Kernel):
                     self._expire_scope(timer)
 
     # -- Phase 3: run ----------------------------------------------------------------------
-    def _run_ready(self) -> None:
+    def _run_ready(self) -> None:  # (a timeline calls it with one task at a time)
         if not self._ready:
             return
         batch, self._ready = self._ready, []

@@ -8,6 +8,7 @@ subprocess that the demo tests drive.  Every loop is bounded.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import select
@@ -22,6 +23,19 @@ import pyos
 from pyos import NewTask, ReadWait, Sleep, SystemCall, WaitQueue, WaitTask, WriteWait
 
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
+
+
+# -- Timelines ----------------------------------------------------------------------------
+def load_trace(path: Path) -> dict:
+    """A timeline file (a Chrome trace), parsed."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def trace_slices(trace: dict, cat: str, tid: int | None = None) -> list[dict]:
+    """The complete events of one category ("run" or "wait"), in time order."""
+    return [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == cat
+            and (tid is None or e["tid"] == tid)]
 
 
 # -- Tasks and running them ---------------------------------------------------------------
