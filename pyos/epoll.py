@@ -37,11 +37,6 @@ class EpollPoller(Poller):
         super().__init__()
         self._epoll = select.epoll()
         self._armed: dict[int, int] = {}  # fd -> the events epoll watches on it
-        # fd -> a weak reference to the file epoll watches it for, one table per direction
-        # (add()'s shortcut needs one lookup); weak, so that a socket its task dropped
-        # without closing is still freed, and closed.  A bare int is never in them.
-        self._reading: dict[int, Any] = {}
-        self._writing: dict[int, Any] = {}
 
     def close(self) -> None:
         self._epoll.close()
@@ -57,9 +52,9 @@ class EpollPoller(Poller):
         task waits on it, there is nothing to check and no system call to make.
         """
         if event == READ:
-            table, ref = self.readers, self._reading.get(fd)
+            table, ref = self.readers, self.reading.get(fd)
         else:
-            table, ref = self.writers, self._writing.get(fd)
+            table, ref = self.writers, self.writing.get(fd)
         if ref is not None and ref() is file and fd not in table and file.fileno() == fd:
             table[fd] = task
             return
@@ -75,7 +70,7 @@ class EpollPoller(Poller):
         self._watch(fd, want, file)
 
     def _is_armed_for(self, fd: int, file: Any) -> bool:
-        ref = self._reading.get(fd) or self._writing.get(fd)  # (add() tests the same)
+        ref = self.reading.get(fd) or self.writing.get(fd)  # (add() tests the same)
         if ref is None or file is None:
             return False
         return ref() is file and file.fileno() == fd  # the same file, still open
@@ -102,15 +97,15 @@ class EpollPoller(Poller):
         except TypeError:  # an int, or None: no file to trust, so no fast path next time
             ref = None
         self._armed[fd] = mask
-        for watching, bit in ((self._reading, _IN), (self._writing, _OUT)):
+        for watching, bit in ((self.reading, _IN), (self.writing, _OUT)):
             if mask & bit and ref is not None:
                 watching[fd] = ref
             else:
                 watching.pop(fd, None)
 
     def _drop(self, fd: int) -> None:
-        self._reading.pop(fd, None)
-        self._writing.pop(fd, None)
+        self.reading.pop(fd, None)
+        self.writing.pop(fd, None)
         if self._armed.pop(fd, None) is not None:
             try:
                 self._epoll.unregister(fd)
@@ -154,7 +149,7 @@ class EpollPoller(Poller):
                 if fd not in self._armed:  # a registration _drop() could not remove
                     self._renew()
                     break                  # (the rest of events is about the old epoll)
-                ref = self._reading.get(fd) or self._writing.get(fd)
+                ref = self.reading.get(fd) or self.writing.get(fd)
                 self._watch(fd, self._want(fd), ref and ref())
         return woken
 

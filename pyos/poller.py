@@ -37,6 +37,13 @@ class Poller:
         self.readers: dict[int, Any] = {}
         self.writers: dict[int, Any] = {}
         self.broken: list[Any] = []  # waiters whose descriptor was closed under them
+        # fd -> a weak reference to the file whose registration the OS keeps across waits,
+        # one table per direction: a task waiting again on that very file, with no other
+        # waiter there, needs no add() at all (the run loop's fast path).  Weak, so that a
+        # socket its task dropped without closing is still freed, and closed.  Only a
+        # backend with persistent registrations (epoll) fills them; a bare int never.
+        self.reading: dict[int, Any] = {}
+        self.writing: dict[int, Any] = {}
         self.wakeup_fd = -1          # the kernel's self-pipe: see set_wakeup_fd
 
     def __len__(self) -> int:

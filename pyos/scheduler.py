@@ -35,7 +35,7 @@ from .errors import Cancelled, Deadlock, TaskCancelled
 from .kernel import Kernel
 from .poller import make_poller
 from .runtime import current_kernel, set_kernel
-from .syscalls import SystemCall
+from .syscalls import ReadWait, SystemCall
 from .task import COROUTINE_TYPES, Task, without_kernel_frames
 from .timeline import Timeline
 from .waits import CallWait, SleepWait
@@ -223,12 +223,11 @@ class Scheduler(Kernel):
             return
         batch, self._ready = self._ready, []
         requeue = self._ready.append
-        slow = self.slow_task
+        readers, reading = self._poller.readers, self._poller.reading
         self._audit_due = True
         start = clock()
         for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
             self.current = task
-            ended = None
             try:
                 value = task.coro.send(task.sendval)
             except BaseException as exc:  # its innermost frame returned or raised: served
@@ -236,17 +235,31 @@ class Scheduler(Kernel):
             else:                         # handler's exception as its __context__
                 if value is None:
                     requeue(task)          # a bare yield: the common case, kept short
+                elif (value.__class__ is ReadWait and not self._cancels
+                      and (ref := reading.get(fd := value.fd)) is not None
+                      and ref() is value.file and fd not in readers):
+                    readers[fd] = task     # a socket reading again, as after each message:
+                    task.wait = value      # its registration stands (_trap does the rest)
                 else:
                     self._trap(task, value)
-            if ended is not None:
-                self._trap(task, None, ended)
-            now = clock()
-            elapsed, start = now - start, now
+                task.runs += 1
+                continue
+            self._trap(task, None, ended)
             task.runs += 1
-            task.cpu += elapsed
-            if elapsed > slow:
-                self._report_slow(task, elapsed)
         self.current = None
+        self._charge(batch, clock() - start)
+
+    def _charge(self, batch: list[Task], elapsed: float) -> None:
+        """Share the batch's time out among its tasks, and report it if it was too long.
+
+        Reading the clock around every step cost more than the fast path above: CPU time
+        is charged once per batch, in equal shares (exact for a task that ran alone).
+        """
+        share = elapsed / len(batch)
+        for task in batch:
+            task.cpu += share
+        if elapsed > self.slow_task:
+            self._report_slow(batch, elapsed)
 
     def _trap(self, task: Task, value: Any, exc: BaseException | None = None) -> None:
         """Serve what task yielded (or raised) until it blocks, gives up the CPU or exits.
@@ -308,10 +321,22 @@ class Scheduler(Kernel):
             except BaseException as error:
                 exc = error
 
-    def _report_slow(self, task: Task, elapsed: float) -> None:
-        where = task.frames()
-        now = "then exited" if not where else "it is now at {}:{} in {}".format(*where[-1])
-        log.warning("%r ran %.0f ms without yielding; %s", task, elapsed * 1000, now)
+    def _report_slow(self, batch: list[Task], elapsed: float) -> None:
+        """The kernel went too long without polling: name who ran, and where the last is.
+
+        A batch is timed as a whole, so with several tasks in it the hog is one of them.
+        """
+        last = batch[-1]
+        where = last.frames()
+        at = "{}:{} in {}".format(*where[-1]) if where else None
+        if len(batch) == 1:
+            log.warning("%r ran %.0f ms without yielding; %s", last, elapsed * 1000,
+                        f"it is now at {at}" if at else "then exited")
+        else:
+            names = ", ".join(map(repr, batch[:3])) + (", ..." if len(batch) > 3 else "")
+            log.warning("%d tasks ran %.0f ms between two polls without yielding (%s); "
+                        "the last, %r, %s", len(batch), elapsed * 1000, names, last,
+                        f"is now at {at}" if at else "then exited")
 
     def _abort(self) -> None:
         """The loop is being left by an exception (Ctrl-C, Deadlock): unwind every task."""

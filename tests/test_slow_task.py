@@ -79,3 +79,24 @@ def test_fast_tasks_are_not_reported(sched, caplog):
     sched.new(quick())
     sched.mainloop()
     assert caplog.records == []
+
+
+def test_a_slow_batch_of_several_tasks_names_them(caplog):
+    """CPU time is charged per batch: with several tasks in the slow one, the warning
+    names them all (the hog is among them), and where the last one stands."""
+    caplog.set_level(logging.WARNING, logger="pyos")
+
+    def quick():
+        yield
+
+    sched = pyos.Scheduler()
+    try:
+        sched.new(quick(), name="quick")
+        sched.new(hog(0.15), name="hog")
+        sched.mainloop()
+    finally:
+        sched.close()
+    [record] = [r for r in caplog.records if r.name == "pyos"]
+    assert re.fullmatch(r"2 tasks ran (\d+) ms between two polls without yielding "
+                        r"\(<Task 1 'quick'>, <Task 2 'hog'>\); the last, <Task 2 'hog'>, "
+                        r"is now at .+:\d+ in hog", record.getMessage()), record.getMessage()
