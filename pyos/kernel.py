@@ -186,7 +186,11 @@ class Kernel(Cancellation):
         wait, task.wait = task.wait, None
         if wait is not None:
             wait.cancel(self, task)
-        task.close()
+        current, self.current = self.current, task   # its finally blocks run as itself
+        try:
+            task.close()
+        finally:
+            self.current = current
         self._exit(task, TaskKilled(f"{task!r} was killed", tid, task.name))
         return True
 

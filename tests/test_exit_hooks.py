@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import pyos
-from pyos import CancelTask, KillTask, NewTask, Sleep, WaitTask
+from pyos import CancelTask, KillTask, NewTask, Sleep, WaitTask, current_tid
 from pyos.runtime import current_kernel
 
 
@@ -84,3 +84,25 @@ def test_failing_hook_is_logged_and_others_still_run(caplog):
         pyos.run(main(), clock=pyos.VirtualClock())
     assert [type(e) for e in seen] == [StopIteration]
     assert "an exit hook of <Task 2 'sleeper'> failed" in caplog.text
+
+
+def test_killed_task_unwinds_as_itself():
+    """current_tid() in a killed task's finally block names that task, not its killer
+    (a lock released there checks who releases it); the killer's id is back afterwards."""
+    seen = []
+
+    def victim():
+        try:
+            yield Sleep(10)
+        finally:
+            seen.append(("finally", current_tid()))
+
+    def main():
+        tid = yield NewTask(victim())
+        yield Sleep(1)
+        yield KillTask(tid)
+        seen.append(("killer", current_tid()))
+        return tid
+
+    tid = pyos.run(main(), clock=pyos.VirtualClock())
+    assert seen == [("finally", tid), ("killer", 1)]
