@@ -7,20 +7,26 @@ system calls.  Start with ``pyos.run(main())``; see README.md for a tour.
 from .clock import VirtualClock
 from .debug import TaskInfo, format_ps
 from .errors import (
+    BrokenLock,
     Cancelled,
     Deadlock,
     NoSuchTask,
     OutcomeForgotten,
     PyosError,
+    QueueEmpty,
+    QueueFull,
+    QueueShutDown,
     ResourceBusy,
     TaskCancelled,
     TaskError,
     TaskKilled,
     TaskTimeout,
 )
+from .locks import Condition, Lock, RLock
 from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .sockets import Socket, listen, open_connection
+from .sync import BoundedSemaphore, Event, Semaphore
 from .syscalls import (
     CancelTask,
     GetTid,
@@ -38,10 +44,11 @@ from .timeouts import TimeoutScope, ignore_after, timeout_after
 from .waits import WaitQueue
 
 __all__ = [
-    "CancelTask", "Cancelled", "Deadlock", "GetTid", "KillTask", "NewTask", "NoSuchTask",
-    "NotifyClosed", "OutcomeForgotten", "Ps", "PyosError", "ReadWait", "ResourceBusy",
-    "Scheduler", "Sleep", "Socket", "SystemCall", "TaskCancelled", "TaskError", "TaskInfo",
-    "TaskKilled", "TaskTimeout", "TimeoutScope", "VirtualClock", "WaitQueue", "WaitTask",
-    "WriteWait", "current_tid", "format_ps", "ignore_after", "listen", "open_connection",
-    "run", "timeout_after",
+    "BoundedSemaphore", "BrokenLock", "CancelTask", "Cancelled", "Condition", "Deadlock",
+    "Event", "GetTid", "KillTask", "Lock", "NewTask", "NoSuchTask", "NotifyClosed",
+    "OutcomeForgotten", "Ps", "PyosError", "QueueEmpty", "QueueFull", "QueueShutDown", "RLock",
+    "ReadWait", "ResourceBusy", "Scheduler", "Semaphore", "Sleep", "Socket", "SystemCall",
+    "TaskCancelled", "TaskError", "TaskInfo", "TaskKilled", "TaskTimeout", "TimeoutScope",
+    "VirtualClock", "WaitQueue", "WaitTask", "WriteWait", "current_tid", "format_ps",
+    "ignore_after", "listen", "open_connection", "run", "timeout_after",
 ]

@@ -7,8 +7,9 @@ descriptor, which wait.  Nothing here imports the rest of pyos.
 from __future__ import annotations
 
 __all__ = [
-    "Cancelled", "Deadlock", "NoSuchTask", "OutcomeForgotten", "PyosError", "ResourceBusy",
-    "TaskCancelled", "TaskError", "TaskKilled", "TaskTimeout",
+    "BrokenLock", "Cancelled", "Deadlock", "NoSuchTask", "OutcomeForgotten", "PyosError",
+    "QueueEmpty", "QueueFull", "QueueShutDown", "ResourceBusy", "TaskCancelled", "TaskError",
+    "TaskKilled", "TaskTimeout",
 ]
 
 
@@ -82,3 +83,22 @@ class ResourceBusy(PyosError):
     Only one task may wait to read (and one to write) a descriptor at a time; a second
     one would otherwise silently replace the first, whose wait would then never end.
     """
+
+
+class BrokenLock(PyosError):
+    """The task that held this lock ended still holding it (returned, failed, was cancelled
+    or killed).  Whatever it protected may be half-updated, so its waiters and every later
+    acquirer get this error instead of the lock, or of a silent hang.
+    """
+
+
+class QueueEmpty(PyosError):
+    """``get_nowait()`` found the queue empty."""
+
+
+class QueueFull(PyosError):
+    """``put_nowait()`` found no free slot in a bounded queue (or a waiting putter had it)."""
+
+
+class QueueShutDown(PyosError):
+    """The queue was shut down: no more puts, and no more gets once it is empty."""
