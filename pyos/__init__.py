@@ -22,7 +22,9 @@ from .errors import (
     TaskKilled,
     TaskTimeout,
 )
+from .groups import TaskGroup, first, gather
 from .locks import Condition, Lock, RLock
+from .queues import LifoQueue, PriorityQueue, Queue
 from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .sockets import Socket, listen, open_connection
@@ -44,11 +46,12 @@ from .timeouts import TimeoutScope, ignore_after, timeout_after
 from .waits import WaitQueue
 
 __all__ = [
-    "BoundedSemaphore", "BrokenLock", "CancelTask", "Cancelled", "Condition", "Deadlock",
-    "Event", "GetTid", "KillTask", "Lock", "NewTask", "NoSuchTask", "NotifyClosed",
-    "OutcomeForgotten", "Ps", "PyosError", "QueueEmpty", "QueueFull", "QueueShutDown", "RLock",
-    "ReadWait", "ResourceBusy", "Scheduler", "Semaphore", "Sleep", "Socket", "SystemCall",
-    "TaskCancelled", "TaskError", "TaskInfo", "TaskKilled", "TaskTimeout", "TimeoutScope",
-    "VirtualClock", "WaitQueue", "WaitTask", "WriteWait", "current_tid", "format_ps",
-    "ignore_after", "listen", "open_connection", "run", "timeout_after",
+    "BoundedSemaphore", "BrokenLock", "CancelTask", "Cancelled", "Condition", "Deadlock", "Event",
+    "GetTid", "KillTask", "LifoQueue", "Lock", "NewTask", "NoSuchTask", "NotifyClosed",
+    "OutcomeForgotten", "PriorityQueue", "Ps", "PyosError", "Queue", "QueueEmpty", "QueueFull",
+    "QueueShutDown", "RLock", "ReadWait", "ResourceBusy", "Scheduler", "Semaphore", "Sleep",
+    "Socket", "SystemCall", "TaskCancelled", "TaskError", "TaskGroup", "TaskInfo", "TaskKilled",
+    "TaskTimeout", "TimeoutScope", "VirtualClock", "WaitQueue", "WaitTask", "WriteWait",
+    "current_tid", "first", "format_ps", "gather", "ignore_after", "listen", "open_connection",
+    "run", "timeout_after",
 ]
