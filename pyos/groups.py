@@ -49,7 +49,7 @@ class _Joiner(WaitQueue):
 
     def describe(self, now: float) -> str:
         return (f"waiting for {self.group._label()} "
-                f"({len(self.group._running)} tasks running)")
+                f"({len(self.group._running)} running)")
 
 
 class TaskGroup:

@@ -501,5 +501,5 @@ def test_ps_and_a_deadlock_through_a_group():
     sched.close()
     report = str(info.value)
     assert "wait-for cycle: task 1 (owner) -> task 3 (worker) -> task 1 (owner)" in report
-    assert "task 1 (owner) waiting for TaskGroup 'workers' (1 tasks running)" in report
+    assert "task 1 (owner) waiting for TaskGroup 'workers' (1 running)" in report
     assert tid == 2
