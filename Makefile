@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 45000
 
-.PHONY: demo test lint bench tour clean
+.PHONY: demo test lint bench tour pipeline clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: $(STAMP)  ## run the echo server (Ctrl-C stops it)
 
 tour: $(STAMP)  ## a tour of the system calls
 	$(PY) demos/tasks.py
+
+pipeline: $(STAMP)  ## stages joined by bounded queues, a worker pool (Ctrl-C unwinds it)
+	$(PY) demos/pipeline.py
 
 test: $(STAMP)  ## the whole suite
 	$(PY) -m pytest
