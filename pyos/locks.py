@@ -20,8 +20,9 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from .errors import BrokenLock, Cancelled, TaskKilled
+from .fastpath import WAIT, Op
 from .runtime import current_kernel, current_tid
-from .sync import Acquirable, Guard, Waiters, label
+from .sync import Acquirable, AcquireOp, Waiters, label
 
 __all__ = ["Condition", "Lock", "RLock"]
 
@@ -38,8 +39,9 @@ class Lock(Acquirable):
         self._owner: int | None = None
         self._broken = ""          # why, once the owner ended holding it
         self._watched = False      # an at_exit hook is set on the owner
+        self._waiting = 0          # tasks in _wait_handed: never fewer than are parked
         self._waiters = Waiters(self)
-        self._guard = Guard(self)
+        self._make_ops()
 
     @property
     def owner(self) -> int | None:
@@ -48,18 +50,21 @@ class Lock(Acquirable):
     def locked(self) -> bool:
         return self._locked
 
-    @types.coroutine
-    def acquire(self) -> Generator[Any, Any, Guard]:
+    def acquire(self) -> Op:
         """Wait for the lock; return a guard for ``with``.  RuntimeError if already held."""
-        tid = current_tid()
+        return self._acquire
+
+    def _try(self, tid: int) -> Any:
         if not self._locked:
             self._locked, self._owner = True, tid
-            return self._guard
+            return True
         if self._owner == tid:
             raise RuntimeError(f"task {tid} already holds {label(self)} (an RLock may be "
                                "acquired again by its owner)")
-        yield from self._wait(self._waiters.park())
-        return self._guard
+        return WAIT
+
+    def _wait(self, tid: int) -> Generator[Any, Any, None]:
+        yield from self._wait_handed(self._waiters.park(), tid)
 
     def release(self) -> None:
         """Release the lock, handing it to the oldest waiter.  RuntimeError if not held."""
@@ -69,16 +74,21 @@ class Lock(Acquirable):
         self._release(tid)
 
     # -- Waiting and handing over --------------------------------------------------------
-    def _wait(self, park: Any) -> Generator[Any, Any, None]:
-        """Park (plainly, or shielded) until the lock is handed to the caller."""
+    def _wait_handed(self, park: Any, tid: int) -> Generator[Any, Any, None]:
+        """Park (plainly, or shielded) until the lock is handed to task tid."""
         if not self._broken:
             self._watch_owner()
         if self._broken:
             raise BrokenLock(self._broken)
-        if (yield park) is _BROKEN:
+        self._waiting += 1
+        try:
+            handed = yield park
+        finally:
+            self._waiting -= 1
+        if handed is _BROKEN:
             raise BrokenLock(self._broken)
-        self._owner = current_tid()
-        if len(self._waiters):
+        self._owner = tid
+        if self._waiting:
             self._watch_owner()
 
     def _release(self, tid: int) -> None:
@@ -86,10 +96,11 @@ class Lock(Acquirable):
         if self._watched:
             self._watched = False
             current_kernel().discard_at_exit(tid, self._owner_ended)
-        self._pass_on()
+        if not (self._waiting and self._waiters.hand(True, self._pass_on)):
+            self._locked = False
 
     def _pass_on(self, _value: object = None) -> None:
-        """Hand the lock to the oldest waiter (also if one it was handed to is killed)."""
+        """A task handed the lock was killed before it ran: hand it to the next waiter."""
         if not self._waiters.hand(True, self._pass_on):
             self._locked = False
 
@@ -116,9 +127,16 @@ class Lock(Acquirable):
         raise RuntimeError(f"task {tid} cannot release {label(self)}: {held}")
 
     def _exit(self, exc_type: Any) -> None:
-        if exc_type is GeneratorExit and self._owner != current_tid():
-            return   # killed in Condition.wait(), not holding it: nothing to release
-        self.release()
+        """Leaving a ``with`` or ``async with`` block: release."""
+        tid = current_tid()
+        if self._owner != tid:
+            if exc_type is GeneratorExit:
+                return   # killed in Condition.wait(), not holding it: nothing to release
+            self._not_held(tid)
+        self._release_once(tid)
+
+    def _release_once(self, tid: int) -> None:
+        self._release(tid)
 
     # -- For Condition ---------------------------------------------------------------------
     def _release_save(self) -> Any:
@@ -127,10 +145,11 @@ class Lock(Acquirable):
 
     def _acquire_restore(self, state: Any) -> Generator[Any, Any, None]:
         """Take the lock back for Condition.wait(); a cancel meanwhile waits its turn."""
+        tid = current_tid()
         if not self._locked:
-            self._locked, self._owner = True, current_tid()
+            self._locked, self._owner = True, tid
         else:
-            yield from self._wait(self._waiters.park_shielded())
+            yield from self._wait_handed(self._waiters.park_shielded(), tid)
 
     def _state(self) -> str:
         if self._broken:
@@ -151,22 +170,26 @@ class RLock(Lock):
         super().__init__(name)
         self._count = 0
 
-    @types.coroutine
-    def acquire(self) -> Generator[Any, Any, Guard]:
-        tid = current_tid()
+    def _try(self, tid: int) -> Any:
         if not self._locked:
             self._locked, self._owner, self._count = True, tid, 1
         elif self._owner == tid:
             self._count += 1
         else:
-            yield from self._wait(self._waiters.park())
-            self._count = 1
-        return self._guard
+            return WAIT
+        return True
+
+    def _wait(self, tid: int) -> Generator[Any, Any, None]:
+        yield from self._wait_handed(self._waiters.park(), tid)
+        self._count = 1
 
     def release(self) -> None:
         tid = current_tid()
         if self._owner != tid:
             self._not_held(tid)
+        self._release_once(tid)
+
+    def _release_once(self, tid: int) -> None:
         self._count -= 1
         if not self._count:
             self._release(tid)
@@ -193,12 +216,13 @@ class Condition(Acquirable):
         self.name = name if name is not None or lock is None else lock.name
         self._lock = lock if lock is not None else Lock(name)
         self._waiters = Waiters(self)
+        self._enter = AcquireOp(self._lock, value=self)
 
     @property
     def lock(self) -> Lock:
         return self._lock
 
-    def acquire(self) -> Generator[Any, Any, Guard]:
+    def acquire(self) -> Op:
         return self._lock.acquire()
 
     def release(self) -> None:

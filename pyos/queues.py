@@ -1,9 +1,10 @@
 """Queue, LifoQueue and PriorityQueue: items passed between tasks, over three WaitQueues.
 
-How they work.  ``item = yield q.get()`` / ``await q.get()`` and ``yield q.put(item)`` are
-generators marked with ``types.coroutine`` that yield only when they must wait, so a get
-or put that need not wait makes no system call.  Getters, putters and joiners each park
-in a WaitQueue of their own, first come, first served, and nobody barges in:
+How they work.  ``item = yield q.get()`` / ``await q.get()`` and ``yield q.put(item)``
+return Ops (fastpath.py): a get or put that need not wait is a system call that completes
+at once (``yield``) or a plain call (``await``), with no task switch.  Getters, putters
+and joiners each park in a WaitQueue of their own, first come, first served, and nobody
+barges in:
 
 * A put while getters wait (the queue is then empty) *hands* the item to the oldest
   getter.  Until that getter runs the item still counts as in the queue (it holds a
@@ -30,6 +31,7 @@ from functools import partial
 from typing import Any
 
 from .errors import QueueEmpty, QueueFull, QueueShutDown
+from .fastpath import WAIT, Op
 from .waits import WaitQueue
 
 __all__ = ["LifoQueue", "PriorityQueue", "Queue"]
@@ -54,6 +56,36 @@ class _Waiters(WaitQueue):
         return f"waiting to {self.doing} {queue._label()}"
 
 
+class _Get(Op):
+    name = "get"
+
+    def fast(self, tid: int) -> Any:
+        return self.owner._get_now()
+
+    def slow(self, tid: int) -> Generator[Any, Any, Any]:
+        return self.owner._get_wait()  # type: ignore[no-any-return]
+
+
+class _Put(Op):
+    name = "put"
+
+    def fast(self, tid: int) -> Any:
+        return self.owner._put_now(self.arg)
+
+    def slow(self, tid: int) -> Generator[Any, Any, Any]:
+        return self.owner._put_wait(self.arg)  # type: ignore[no-any-return]
+
+
+class _Join(Op):
+    name = "join"
+
+    def fast(self, tid: int) -> Any:
+        return WAIT if self.owner._unfinished else None
+
+    def slow(self, tid: int) -> Generator[Any, Any, Any]:
+        yield self.owner._joiners.park()
+
+
 class Queue:
     """First in, first out.  ``maxsize`` <= 0 means unbounded."""
 
@@ -65,9 +97,12 @@ class Queue:
         self._unfinished = 0    # items put and not yet marked task_done()
         self._shutdown = False
         self._immediate = False
+        self._getting = 0       # tasks in _get_wait: never fewer than getters parked
         self._getters = _Waiters(self, "get from")
         self._putters = _Waiters(self, "put into")
         self._joiners = _Waiters(self, "join")
+        self._get_op = _Get(self)
+        self._join_op = _Join(self)
 
     def _container(self) -> tuple[Any, Callable[[Any], None], Callable[[], Any],
                                   Callable[[Any], None]]:
@@ -108,18 +143,25 @@ class Queue:
         return self._maxsize <= 0 or len(self._items) + self._held < self._maxsize
 
     # -- Putting -------------------------------------------------------------------------
-    @types.coroutine
-    def put(self, item: Any) -> Generator[Any, Any, None]:
+    def put(self, item: Any) -> Op:
         """Put item in, waiting while the queue is full.  QueueShutDown once shut down."""
+        return _Put(self, item)
+
+    def _put_now(self, item: Any) -> Any:
         if self._shutdown:
             raise QueueShutDown(f"{self._label()} is shut down")
         if not self._room():
-            if (yield self._putters.park()) is _SHUT:
-                raise QueueShutDown(f"{self._label()} was shut down while waiting to put")
-            self._held -= 1                      # the slot handed over is ours now
-            if self._shutdown:
-                self._slot_freed()
-                raise QueueShutDown(f"{self._label()} was shut down while waiting to put")
+            return WAIT
+        self._add(item)
+        return None
+
+    def _put_wait(self, item: Any) -> Generator[Any, Any, None]:
+        if (yield self._putters.park()) is _SHUT:
+            raise QueueShutDown(f"{self._label()} was shut down while waiting to put")
+        self._held -= 1                          # the slot handed over is ours now
+        if self._shutdown:
+            self._slot_freed()
+            raise QueueShutDown(f"{self._label()} was shut down while waiting to put")
         self._add(item)
 
     def put_nowait(self, item: Any) -> None:
@@ -132,11 +174,12 @@ class Queue:
 
     def _add(self, item: Any) -> None:
         self._unfinished += 1
-        if len(self._getters):               # the queue is empty: hand it to the oldest
+        if self._getting:                    # the queue is empty: hand it to the oldest
             self._held += 1
-            self._getters.hand(item, self._item_back)
-        else:
-            self._put(item)
+            if self._getters.hand(item, self._item_back):
+                return
+            self._held -= 1
+        self._put(item)
 
     def _item_back(self, item: Any) -> None:
         """A getter handed item was killed before it ran: the item goes back to the front."""
@@ -150,15 +193,24 @@ class Queue:
             self._put_front(item)
 
     # -- Getting -------------------------------------------------------------------------
-    @types.coroutine
-    def get(self) -> Generator[Any, Any, Any]:
+    def get(self) -> Op:
         """Take the next item, waiting while the queue is empty.  QueueShutDown once shut
         down and empty."""
+        return self._get_op
+
+    def _get_now(self) -> Any:
         if self._items:
             return self._take()
         if self._shutdown:
             raise QueueShutDown(f"{self._label()} is shut down and empty")
-        item = yield self._getters.park()
+        return WAIT
+
+    def _get_wait(self) -> Generator[Any, Any, Any]:
+        self._getting += 1
+        try:
+            item = yield self._getters.park()
+        finally:
+            self._getting -= 1
         if item is _SHUT:
             raise QueueShutDown(f"{self._label()} was shut down while waiting to get")
         self._held -= 1                          # the item handed over is ours now
@@ -196,7 +248,7 @@ class Queue:
     @types.coroutine
     def __anext__(self) -> Generator[Any, Any, Any]:
         try:
-            return (yield from self.get())
+            return (yield from self._get_op)
         except QueueShutDown:
             raise StopAsyncIteration from None
 
@@ -213,11 +265,9 @@ class Queue:
         if not self._unfinished:
             self._joiners.wake_all()
 
-    @types.coroutine
-    def join(self) -> Generator[Any, Any, None]:
+    def join(self) -> Op:
         """Wait until every item put has been marked task_done()."""
-        if self._unfinished:
-            yield self._joiners.park()
+        return self._join_op
 
     def shutdown(self, immediate: bool = False) -> None:
         """No more puts; gets go on until the queue is empty (immediate: it is emptied).

@@ -1,10 +1,10 @@
 """Event, Semaphore and BoundedSemaphore, and what every primitive of pyos shares.
 
 How they work.  Each primitive is a few fields and a ``WaitQueue``; the kernel knows
-nothing about them.  A blocking method is a generator marked with ``types.coroutine``, so
-``x = yield obj.m()`` (generator tasks) and ``x = await obj.m()`` (async tasks) both work,
-and it yields only when it must wait: an acquire that need not wait is a few attribute
-updates, with no system call and no task switch.
+nothing about them.  A blocking method returns an ``Op`` (fastpath.py), so ``x = yield
+obj.m()`` (generator tasks) and ``x = await obj.m()`` (async tasks) both work: an acquire
+that need not wait is a system call that completes at once (``yield``, no task switch)
+or a plain call (``await``); only a task that must wait parks.
 
 The rule that keeps them correct under cancellation (curio's, trio's, and what asyncio
 learned in bpo-27585): waiters are served first come, first served, and a release *hands*
@@ -17,13 +17,37 @@ are in locks.py; they share the pieces defined here.
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable, Generator
 from typing import Any
 
+from .fastpath import WAIT, Op
 from .waits import WaitQueue
 
 __all__ = ["BoundedSemaphore", "Event", "Semaphore"]
+
+
+class AcquireOp(Op):
+    """What acquire() returns (and ``async with`` awaits): ``_try`` or ``_wait``."""
+
+    name = "acquire"
+
+    def fast(self, tid: int) -> Any:
+        return self.owner._try(tid)
+
+    def slow(self, tid: int) -> Generator[Any, Any, Any]:
+        return self.owner._wait(tid)  # type: ignore[no-any-return]
+
+
+class _Wait(Op):
+    """What Event.wait() returns."""
+
+    name = "wait"
+
+    def fast(self, tid: int) -> Any:
+        return True if self.owner._set else WAIT
+
+    def slow(self, tid: int) -> Generator[Any, Any, Any]:
+        return (yield self.owner._waiters.park())
 
 
 def label(obj: Any) -> str:
@@ -57,6 +81,9 @@ class Guard:
     def __init__(self, sync: Any) -> None:
         self._sync = sync
 
+    def __repr__(self) -> str:
+        return f"<guard of {label(self._sync)}>"
+
     def __enter__(self) -> Any:
         return self._sync
 
@@ -64,23 +91,46 @@ class Guard:
         self._sync._exit(exc_type)
 
 
+class _Done:
+    """An awaitable that is already done (returns None): what ``__aexit__`` returns."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+DONE = _Done()
+
+
 class Acquirable:
-    """``async with``, and a clear error for ``with lock:`` (which cannot wait)."""
+    """What locks and semaphores share: acquire() returns a guard, ``async with``, and a
+    clear error for ``with lock:`` (which cannot wait).  A subclass says how to take it
+    at once (``_try``: True, or WAIT) and how to wait for it (``_wait``, a generator)."""
 
     name: str | None
-    acquire: Callable[[], Generator[Any, Any, Any]]
     release: Callable[[], None]
+    _try: Callable[[int], Any]
+    _wait: Callable[[int], Generator[Any, Any, Any]]
+
+    def _make_ops(self) -> None:
+        self._guard = Guard(self)
+        self._acquire = AcquireOp(self, value=self._guard)
+        self._enter = AcquireOp(self, value=self)
+
+    def acquire(self) -> Op:
+        """Take it, waiting if need be; returns a guard: ``with (yield x.acquire()):``."""
+        return self._acquire
 
     def __repr__(self) -> str:
         return f"<{label(self)} {self._state()}>"
 
-    @types.coroutine
-    def __aenter__(self) -> Generator[Any, Any, Any]:
-        yield from self.acquire()
-        return self
+    def __aenter__(self) -> Op:
+        return self._enter
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._exit(exc_type)
+    def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> _Done:
+        self._exit(exc_type)      # never waits: no coroutine to make and run
+        return DONE
 
     def __enter__(self) -> None:
         raise RuntimeError(f"{label(self)} must be acquired first: `with (yield "
@@ -103,6 +153,7 @@ class Event:
         self.name = name
         self._set = False
         self._waiters = Waiters(self)
+        self._wait_op = _Wait(self)
 
     def __repr__(self) -> str:
         return f"<{label(self)} {'set' if self._set else 'unset'}>"
@@ -117,12 +168,9 @@ class Event:
     def clear(self) -> None:
         self._set = False
 
-    @types.coroutine
-    def wait(self) -> Generator[Any, Any, bool]:
+    def wait(self) -> Op:
         """Return True once the event is set (at once if it is)."""
-        if self._set:
-            return True
-        return (yield self._waiters.park())  # type: ignore[no-any-return]
+        return self._wait_op
 
     def _describe_wait(self) -> str:
         return f"waiting for {label(self)}"
@@ -137,7 +185,7 @@ class Semaphore(Acquirable):
         self.name = name
         self._value = value
         self._waiters = Waiters(self)
-        self._guard = Guard(self)
+        self._make_ops()
 
     @property
     def value(self) -> int:
@@ -146,14 +194,14 @@ class Semaphore(Acquirable):
     def locked(self) -> bool:
         return self._value == 0
 
-    @types.coroutine
-    def acquire(self) -> Generator[Any, Any, Guard]:
-        """Take a permit, waiting for one; return a guard for ``with``."""
+    def _try(self, tid: int) -> Any:
         if self._value:
             self._value -= 1
-        else:
-            yield self._waiters.park()
-        return self._guard
+            return True
+        return WAIT
+
+    def _wait(self, tid: int) -> Generator[Any, Any, None]:
+        yield self._waiters.park()   # woken only by a hand-off: the permit is ours
 
     def release(self) -> None:
         """Give a permit back: to the oldest waiter if there is one."""

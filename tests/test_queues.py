@@ -45,6 +45,10 @@ def putter(q, record, item):
     record.append(("put", item))
 
 
+def join(q):
+    yield q.join()
+
+
 def counts(q):
     return len(q._getters), len(q._putters), q._held
 
@@ -323,7 +327,7 @@ def test_join_waits_for_task_done():
         for item in "ab":
             q.put_nowait(item)
         tid = yield NewTask(worker())
-        joiner = yield NewTask(q.join(), name="joiner")
+        joiner = yield NewTask(join(q), name="joiner")
         yield Sleep(0.5)
         record.append({i.name: i.state for i in (yield Ps())}["joiner"])
         yield WaitTask(joiner)
@@ -429,7 +433,7 @@ def test_immediate_shutdown_drops_items_and_releases_join():
         for item in "abc":
             q.put_nowait(item)
         q.get_nowait()                           # taken, never marked done
-        joiner = yield NewTask(q.join())
+        joiner = yield NewTask(join(q))
         yield Sleep(1)
         q.shutdown(immediate=True)
         record.append((q.qsize(), q._unfinished))
