@@ -41,11 +41,16 @@ class Op(SystemCall):
     """
 
     name = "op"
+    needs_tid = True        # False: fast and slow ignore tid (awaiting skips looking it up)
+    arg: Any = None
+    value: Any = None
 
     def __init__(self, owner: Any, arg: Any = None, value: Any = None) -> None:
         self.owner = owner
-        self.arg = arg
-        self.value = value
+        if arg is not None:
+            self.arg = arg
+        if value is not None:
+            self.value = value
 
     def fast(self, tid: int) -> Any:
         raise NotImplementedError
@@ -67,7 +72,7 @@ class Op(SystemCall):
         return self.value
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        tid = current_tid()
+        tid = current_tid() if self.needs_tid else 0
         result = self.fast(tid)
         if result is WAIT:
             result = yield from self.slow(tid)

@@ -7,8 +7,8 @@ and joiners each park in a WaitQueue of their own, first come, first served, and
 barges in:
 
 * A put while getters wait (the queue is then empty) *hands* the item to the oldest
-  getter.  Until that getter runs the item still counts as in the queue (it holds a
-  slot); if the getter is killed before it runs, the item goes back to the front.
+  getter, so a ``get_nowait`` cannot take it first.  If that getter is killed before it
+  runs, the item goes to the next getter, or back to the front of the queue.
 * A get from a full queue hands the freed slot to the oldest waiting putter, which then
   puts its item; a ``put_nowait`` meanwhile finds the queue full.  A putter killed before
   it runs passes the slot on.  A put that is cancelled or times out while it waits has
@@ -57,6 +57,7 @@ class _Waiters(WaitQueue):
 
 
 class _Get(Op):
+    needs_tid = False
     name = "get"
 
     def fast(self, tid: int) -> Any:
@@ -67,7 +68,12 @@ class _Get(Op):
 
 
 class _Put(Op):
+    needs_tid = False
     name = "put"
+
+    def __init__(self, owner: Any, item: Any) -> None:
+        self.owner = owner
+        self.arg = item
 
     def fast(self, tid: int) -> Any:
         return self.owner._put_now(self.arg)
@@ -77,6 +83,7 @@ class _Put(Op):
 
 
 class _Join(Op):
+    needs_tid = False
     name = "join"
 
     def fast(self, tid: int) -> Any:
@@ -93,11 +100,12 @@ class Queue:
         self.name = name
         self._maxsize = maxsize
         self._items, self._put, self._get, self._put_front = self._container()
-        self._held = 0          # slots held by items and slots handed over, not yet taken
+        self._reserved = 0      # slots handed to waiting putters, not yet filled
         self._unfinished = 0    # items put and not yet marked task_done()
         self._shutdown = False
         self._immediate = False
         self._getting = 0       # tasks in _get_wait: never fewer than getters parked
+        self._putting = 0       # tasks in _put_wait: likewise
         self._getters = _Waiters(self, "get from")
         self._putters = _Waiters(self, "put into")
         self._joiners = _Waiters(self, "join")
@@ -140,7 +148,7 @@ class Queue:
         return not self._room()
 
     def _room(self) -> bool:
-        return self._maxsize <= 0 or len(self._items) + self._held < self._maxsize
+        return self._maxsize <= 0 or len(self._items) + self._reserved < self._maxsize
 
     # -- Putting -------------------------------------------------------------------------
     def put(self, item: Any) -> Op:
@@ -156,13 +164,19 @@ class Queue:
         return None
 
     def _put_wait(self, item: Any) -> Generator[Any, Any, None]:
-        if (yield self._putters.park()) is _SHUT:
+        self._putting += 1
+        try:
+            slot = yield self._putters.park()
+        finally:
+            self._putting -= 1
+        if slot is _SHUT:
             raise QueueShutDown(f"{self._label()} was shut down while waiting to put")
-        self._held -= 1                          # the slot handed over is ours now
+        self._reserved -= 1                      # the slot handed over is ours now
         if self._shutdown:
             self._slot_freed()
             raise QueueShutDown(f"{self._label()} was shut down while waiting to put")
         self._add(item)
+        self._slot_freed()   # if a waiting getter took the item, the slot is free again
 
     def put_nowait(self, item: Any) -> None:
         """Put item in at once, or raise QueueFull (or QueueShutDown)."""
@@ -174,22 +188,15 @@ class Queue:
 
     def _add(self, item: Any) -> None:
         self._unfinished += 1
-        if self._getting:                    # the queue is empty: hand it to the oldest
-            self._held += 1
-            if self._getters.hand(item, self._item_back):
-                return
-            self._held -= 1
-        self._put(item)
+        if not (self._getting and self._getters.hand(item, self._item_back)):
+            self._put(item)                  # (with getters waiting, the queue is empty)
 
     def _item_back(self, item: Any) -> None:
-        """A getter handed item was killed before it ran: the item goes back to the front."""
-        self._held -= 1
+        """A getter handed item was killed before it ran: it goes to the next getter, or
+        back to the front (the queue may then hold one item more than maxsize)."""
         if self._immediate:                  # shut down meanwhile: dropped with the rest
             self._done(1)
-        elif len(self._getters):
-            self._held += 1
-            self._getters.hand(item, self._item_back)
-        else:
+        elif not (self._getting and self._getters.hand(item, self._item_back)):
             self._put_front(item)
 
     # -- Getting -------------------------------------------------------------------------
@@ -213,8 +220,6 @@ class Queue:
             self._getting -= 1
         if item is _SHUT:
             raise QueueShutDown(f"{self._label()} was shut down while waiting to get")
-        self._held -= 1                          # the item handed over is ours now
-        self._slot_freed()
         return item
 
     def get_nowait(self) -> Any:
@@ -233,13 +238,14 @@ class Queue:
 
     def _slot_freed(self) -> None:
         """A slot came free: hand it to the oldest waiting putter, if there is one."""
-        if self._room() and len(self._putters):
-            self._held += 1
-            self._putters.hand(True, self._slot_back)
+        if self._putting and self._room():
+            self._reserved += 1
+            if not self._putters.hand(True, self._slot_back):
+                self._reserved -= 1
 
     def _slot_back(self, _value: object) -> None:
         """A putter handed a slot was killed before it ran: the slot goes to the next."""
-        self._held -= 1
+        self._reserved -= 1
         self._slot_freed()
 
     def __aiter__(self) -> Queue:

@@ -42,6 +42,7 @@ class _Wait(Op):
     """What Event.wait() returns."""
 
     name = "wait"
+    needs_tid = False
 
     def fast(self, tid: int) -> Any:
         return True if self.owner._set else WAIT

@@ -50,7 +50,7 @@ def join(q):
 
 
 def counts(q):
-    return len(q._getters), len(q._putters), q._held
+    return len(q._getters), len(q._putters), q._reserved
 
 
 # -- Basics ---------------------------------------------------------------------------------
@@ -146,15 +146,17 @@ def test_a_getter_that_leaves_takes_nothing_and_the_next_is_served(how):
 @pytest.mark.parametrize(("cls", "after"), [(Queue, ["a", "b"]), (LifoQueue, ["a", "b"]),
                                             (PriorityQueue, ["a", "b"])])
 def test_item_handed_to_a_getter_killed_before_it_runs_goes_back_to_the_front(cls, after):
-    q = cls(maxsize=2, name="q")
+    q = cls(maxsize=1, name="q")
 
     def main():
         tid = yield NewTask(getter(q, [], 1))
         yield Sleep(1)
-        q.put_nowait("a")                     # handed to the getter, holding a slot
+        q.put_nowait("a")                     # handed to the getter: out of the queue
+        with pytest.raises(QueueEmpty):
+            q.get_nowait()
         q.put_nowait("b")
-        assert q.full() and q.qsize() == 1    # "a" still counts against maxsize
-        yield KillTask(tid)
+        assert q.full() and q.qsize() == 1
+        yield KillTask(tid)                   # "a" comes back, one more than maxsize
         assert q.qsize() == 2 and counts(q) == (0, 0, 0)
         return [q.get_nowait(), q.get_nowait()]
 
