@@ -38,6 +38,9 @@ __all__ = ["LifoQueue", "PriorityQueue", "Queue"]
 
 _SHUT = object()   # what waiters are woken with when the queue shuts down
 
+#: the items, and how to put one, get one, and put one back at the front
+Container = tuple[Any, Callable[[Any], None], Callable[[], Any], Callable[[Any], None]]
+
 
 class _Waiters(WaitQueue):
     """Tasks waiting to get from, put into or join a queue, as ps describes them."""
@@ -112,9 +115,7 @@ class Queue:
         self._get_op = _Get(self)
         self._join_op = _Join(self)
 
-    def _container(self) -> tuple[Any, Callable[[Any], None], Callable[[], Any],
-                                  Callable[[Any], None]]:
-        """The items, and how to put one, get one, and put one back at the front."""
+    def _container(self) -> Container:
         items: deque[Any] = deque()
         return items, items.append, items.popleft, items.appendleft
 
@@ -293,8 +294,7 @@ class Queue:
 class LifoQueue(Queue):
     """Last in, first out (a stack)."""
 
-    def _container(self) -> tuple[Any, Callable[[Any], None], Callable[[], Any],
-                                  Callable[[Any], None]]:
+    def _container(self) -> Container:
         items: list[Any] = []
         return items, items.append, items.pop, items.append
 
@@ -302,8 +302,7 @@ class LifoQueue(Queue):
 class PriorityQueue(Queue):
     """Smallest first: put (priority, item) tuples, as with heapq."""
 
-    def _container(self) -> tuple[Any, Callable[[Any], None], Callable[[], Any],
-                                  Callable[[Any], None]]:
+    def _container(self) -> Container:
         items: list[Any] = []
         push = partial(heapq.heappush, items)
         return items, push, partial(heapq.heappop, items), push
