@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 # below Linux's ephemeral ports (32768-60999), which a client may hold right after `make test`
 PORT   ?= 25000
 
-.PHONY: demo test lint bench tour timeline-picture clean
+.PHONY: demo test lint bench tour pipeline timeline-picture clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)  ## run the echo server (Ctrl-C stops it)
 
 tour: $(STAMP)  ## a tour of the system calls
 	$(PY) demos/tasks.py
+
+pipeline: $(STAMP)  ## stages joined by bounded queues, a worker pool (Ctrl-C unwinds it)
+	$(PY) demos/pipeline.py
 
 test: $(STAMP)  ## the whole suite
 	$(PY) -m pytest

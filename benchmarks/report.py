@@ -62,6 +62,42 @@ def memory_md(mem: dict[str, Any]) -> list[str]:
     return [*rows, ""]
 
 
+PRIMITIVES = {
+    "pingpong": "Queue ping-pong between two tasks (round trips/s)",
+    "bounded": "bounded Queue (10 slots), 10 producers and 10 consumers (items/s)",
+    "lock": "Lock contended by 100 tasks, each yielding once while holding it "
+            "(acquisitions/s)",
+    "event": "Event waking 10,000 waiters, from set() until all have run (wake-ups/s)",
+    "gather": "gather of 1,000 tasks that yield once (tasks/s)",
+    "uncontended": "uncontended Lock acquire + release (pairs/s)",
+}
+
+
+def primitives_md(prim: dict[str, Any]) -> list[str]:
+    """One table: a row per case, ops/s per scheduler, and pyos (generator tasks) / peer."""
+    impls = ["pyos", "pyos-async", "asyncio", "curio", "trio"]
+    out = ["## Queues, locks, events and gather (fresh process each; medians)", "",
+           "pyos runs generator tasks (`yield q.get()`) and, as pyos-async, async ones "
+           "(`await q.get()`); trio has no queue, its memory channels stand in.  "
+           "The ratios are pyos / peer (higher is better for pyos).", "",
+           "| case | " + " | ".join(impls) + " | pyos / asyncio | pyos / curio | "
+           "pyos / trio |", "|---|" + "---:|" * (len(impls) + 3)]
+    for case, results in prim.items():
+        cells, rates = [], {}
+        for impl in impls:
+            r = results.get(impl, {})
+            if "per_s" in r:
+                rates[impl] = r["per_s"]
+                cells.append(_f(r["per_s"]))
+            else:
+                cells.append(f"skipped: {r.get('skipped', 'not run')}")
+        best = rates.get("pyos")
+        ratios = [f"{best / rates[p]:.2f}x" if best and p in rates else "n/a"
+                  for p in ("asyncio", "curio", "trio")]
+        out.append(f"| {PRIMITIVES.get(case, case)} | " + " | ".join(cells + ratios) + " |")
+    return [*out, ""]
+
+
 def echo_md(echo: dict[str, Any]) -> list[str]:
     summary, points = echo["summary"], [tuple(p) for p in echo["points"]]
     names = list(echo["servers"])
@@ -221,6 +257,8 @@ def render(res: dict[str, Any]) -> str:
         lines += switches_md(res["switches"])
     if "memory" in res:
         lines += memory_md(res["memory"])
+    if "primitives" in res:
+        lines += primitives_md(res["primitives"])
     if "echo" in res:
         lines += echo_md(res["echo"])
     if "c10k" in res:

@@ -1,6 +1,6 @@
 """``make bench``: pyos against asyncio, uvloop, curio, trio, bare epoll and generator loops.
 
-    python benchmarks/run.py [--quick] [--only switches,memory,echo,c10k,workers]
+    python benchmarks/run.py [--quick] [--only switches,memory,primitives,echo,c10k,workers]
 
 Why one entry point: the numbers only mean something as ratios between schedulers
 measured in the same run on the same machine, so one script measures them all, prints
@@ -31,6 +31,7 @@ from report import render, targets
 PY = sys.executable
 PEER_MODULE = {"uvloop": "uvloop", "curio": "curio", "trio": "trio"}
 C10K = 10_000
+PRIMITIVE_CASES = ["pingpong", "bounded", "lock", "event", "gather", "uncontended"]
 
 
 def log(msg: str) -> None:
@@ -89,7 +90,7 @@ def interleaved(names: list[str], runs: int, argv_of: Any, key: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
-    parser.add_argument("--only", default="switches,memory,echo,c10k,workers",
+    parser.add_argument("--only", default="switches,memory,primitives,echo,c10k,workers",
                         help="comma-separated sections to run")
     parser.add_argument("--passes", type=int, help="echo passes per point (default 3)")
     parser.add_argument("--duration", type=float, help="seconds per echo measurement")
@@ -124,6 +125,17 @@ def main(argv: list[str] | None = None) -> int:
             n = 10_000 if kind.startswith("curio") else 100_000  # curio spawn is O(n) each
             return [str(BENCH / "memory.py"), kind, "--tasks", str(n)]
         res["memory"] = interleaved(kinds, 1 if quick else 3, mem_argv, "bytes_per_task", 300)
+
+    if "primitives" in sections:
+        log("queues, locks, events and gather ...")
+        res["primitives"] = {}
+        impls = ["pyos", "pyos-async", "asyncio", "curio", "trio"]
+        for case in PRIMITIVE_CASES:
+            def prim_argv(impl: str, case: str = case) -> list[str]:
+                return [str(BENCH / "primitives.py"), case, impl,
+                        "--scale", "0.25" if quick else "1"]
+            res["primitives"][case] = interleaved(impls, 1 if quick else 3, prim_argv,
+                                                  "per_s", 120)
 
     if "echo" in sections:
         log("echo round trips ...")

@@ -8,6 +8,7 @@ from .clock import VirtualClock
 from .commands import run_process
 from .debug import TaskInfo, format_ps
 from .errors import (
+    BrokenLock,
     Cancelled,
     Deadlock,
     IncompleteRead,
@@ -15,18 +16,25 @@ from .errors import (
     NoSuchTask,
     OutcomeForgotten,
     PyosError,
+    QueueEmpty,
+    QueueFull,
+    QueueShutDown,
     ResourceBusy,
     TaskCancelled,
     TaskError,
     TaskKilled,
     TaskTimeout,
 )
+from .groups import TaskGroup, first, gather
+from .locks import Condition, Lock, RLock
 from .pipes import PipeStream
 from .process import Process, open_process
+from .queues import LifoQueue, PriorityQueue, Queue
 from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .serve import serve
 from .sockets import Socket, listen, open_connection
+from .sync import BoundedSemaphore, Event, Semaphore
 from .syscalls import (
     CancelTask,
     GetTid,
@@ -53,6 +61,9 @@ __all__ = [
     "SystemCall", "WaitTask", "WriteWait",
     # waiting, cancellation and timeouts
     "TimeoutScope", "WaitQueue", "ignore_after", "timeout_after",
+    # tasks that cooperate
+    "BoundedSemaphore", "Condition", "Event", "LifoQueue", "Lock", "PriorityQueue", "Queue",
+    "RLock", "Semaphore", "TaskGroup", "first", "gather",
     # sockets, streams and servers
     "Socket", "listen", "open_connection", "run_workers", "serve",
     # threads and processes
@@ -60,7 +71,7 @@ __all__ = [
     # seeing inside
     "TaskInfo", "format_ps",
     # errors
-    "Cancelled", "Deadlock", "IncompleteRead", "LimitOverrun", "NoSuchTask",
-    "OutcomeForgotten", "PyosError", "ResourceBusy", "TaskCancelled", "TaskError",
-    "TaskKilled", "TaskTimeout",
+    "BrokenLock", "Cancelled", "Deadlock", "IncompleteRead", "LimitOverrun", "NoSuchTask",
+    "OutcomeForgotten", "PyosError", "QueueEmpty", "QueueFull", "QueueShutDown",
+    "ResourceBusy", "TaskCancelled", "TaskError", "TaskKilled", "TaskTimeout",
 ]

@@ -34,13 +34,19 @@ class TaskInfo:
     @property
     def where(self) -> str:
         """The innermost frame of the program's own code (not pyos's), file:line:function."""
-        for frame in reversed(self.stack):
-            if os.path.dirname(os.path.abspath(frame[0])) != _PYOS_DIR:
-                return _frame(frame)
-        return _frame(self.stack[-1]) if self.stack else "-"
+        return _where(self.stack)
 
 
 _PYOS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _where(stack: Iterable[tuple[str, int, str]]) -> str:
+    """The innermost frame outside pyos (else the innermost), as file:line:function."""
+    stack = list(stack)
+    for frame in reversed(stack):
+        if os.path.dirname(os.path.abspath(frame[0])) != _PYOS_DIR:
+            return _frame(frame)
+    return _frame(stack[-1]) if stack else "-"
 
 
 def _frame(frame: tuple[str, int, str]) -> str:
@@ -95,8 +101,8 @@ def deadlock_report(tasks: Iterable[Task], describe: Callable[[Task], str]) -> s
     by_tid = {task.tid: task for task in tasks}
 
     def line(task: Task) -> str:
-        where = task.frames()
-        at = f" at {_frame(where[-1])}" if where else ""
+        where = task.frames()   # the program's line, not the pyos Lock or socket under it
+        at = f" at {_where(where)}" if where else ""
         return f"task {task.tid} ({task.name}) {describe(task)}{at}"
 
     cycles, seen = [], set()

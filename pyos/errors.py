@@ -7,8 +7,9 @@ descriptor, which wait.  Nothing here imports the rest of pyos.
 from __future__ import annotations
 
 __all__ = [
-    "Cancelled", "Deadlock", "IncompleteRead", "LimitOverrun", "NoSuchTask", "OutcomeForgotten",
-    "PyosError", "ResourceBusy", "TaskCancelled", "TaskError", "TaskKilled", "TaskTimeout",
+    "BrokenLock", "Cancelled", "Deadlock", "IncompleteRead", "LimitOverrun", "NoSuchTask",
+    "OutcomeForgotten", "PyosError", "QueueEmpty", "QueueFull", "QueueShutDown", "ResourceBusy",
+    "TaskCancelled", "TaskError", "TaskKilled", "TaskTimeout",
 ]
 
 
@@ -107,3 +108,21 @@ class LimitOverrun(PyosError, ValueError):
     newline.  A ``ValueError`` too, as the input itself is what was wrong.
     """
 
+
+class BrokenLock(PyosError):
+    """The task that held this lock ended still holding it (returned, failed, was cancelled
+    or killed).  Whatever it protected may be half-updated, so its waiters and every later
+    acquirer get this error instead of the lock, or of a silent hang.
+    """
+
+
+class QueueEmpty(PyosError):
+    """``get_nowait()`` found the queue empty."""
+
+
+class QueueFull(PyosError):
+    """``put_nowait()`` found no free slot in a bounded queue (or a waiting putter had it)."""
+
+
+class QueueShutDown(PyosError):
+    """The queue was shut down: no more puts, and no more gets once it is empty."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+from collections.abc import Callable
 from errno import EBADF
 from types import CodeType
 from typing import Any
@@ -72,6 +73,8 @@ class Kernel(Cancellation):
         self.current: Task | None = None     # the task running now (runtime.current_tid)
         self._caller: Task | None = None     # the task whose system call is being handled
         self._resume = False                 # handle() called schedule(_caller)
+        # tid -> hooks to call when that task ends; only tasks that use them are here
+        self._exit_hooks: dict[int, dict[Callable[[BaseException], None], None]] = {}
 
     # -- Tasks -----------------------------------------------------------------------------
     def new(self, target: Any, name: str | None = None) -> int:
@@ -185,11 +188,35 @@ class Kernel(Cancellation):
         wait, task.wait = task.wait, None
         if wait is not None:
             wait.cancel(self, task)
-        task.close()
+        current, self.current = self.current, task   # its finally blocks run as itself
+        try:
+            task.close()
+        finally:
+            self.current = current
         self._exit(task, TaskKilled(f"{task!r} was killed", tid, task.name))
         return True
 
     # -- Exits -----------------------------------------------------------------------------
+    def at_exit(self, tid: int, hook: Callable[[BaseException], None]) -> bool:
+        """Call ``hook(exc)`` once when task tid ends; False (and no call) if it has ended.
+
+        exc says how it ended: StopIteration, its error, Cancelled or TaskKilled.  For
+        library code that must act when a task ends holding something: a lock's owner
+        (the lock is broken), a task group's owner (its children are cancelled).
+        """
+        if tid not in self._tasks:
+            return False
+        self._exit_hooks.setdefault(tid, {})[hook] = None
+        return True
+
+    def discard_at_exit(self, tid: int, hook: Callable[[BaseException], None]) -> None:
+        """Forget a hook at_exit() set (it is no longer needed); nothing if there is none."""
+        hooks = self._exit_hooks.get(tid)
+        if hooks is not None:
+            hooks.pop(hook, None)
+            if not hooks:
+                del self._exit_hooks[tid]
+
     def _exit(self, task: Task, exc: BaseException) -> None:
         """Task ended with exc: StopIteration(value), an error, Cancelled or TaskKilled."""
         task.done = True
@@ -222,6 +249,12 @@ class Kernel(Cancellation):
                 self._deliver(waiter, task.tid, task.name, value, error)
         else:
             self._outcomes.keep(task.tid, (task.name, value, error))
+        if self._exit_hooks and (hooks := self._exit_hooks.pop(task.tid, None)):
+            for hook in hooks:
+                try:
+                    hook(exc)
+                except Exception:
+                    log.exception("an exit hook of %r failed", task)
         if not isinstance(exc, (Exception, Cancelled)):
             raise exc  # Ctrl-C, SystemExit, a test runner's stop: the program's, not the task's
 

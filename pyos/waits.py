@@ -21,7 +21,9 @@ Queue and task group (trio's ParkingLot, curio's SchedFIFO): tasks park in it, f
 first out, until something wakes them with a value.  ``hand()`` wakes one with a value
 that must not be lost: a lock, a permit, an item.  Once handed, a cancel cannot take it
 back (the task is no longer parked, so the cancel waits for its next blocking point),
-and if the task is killed before it runs, the value is given back.
+and if the task is killed before it runs, the value is given back.  ``park_shielded()``
+parks for clean-up that a cancel must not cut short (the cancel waits for the task's next
+blocking point), such as a Condition's wait taking its lock back.
 """
 
 from __future__ import annotations
@@ -136,6 +138,16 @@ class WaitQueue(Wait):
             self._park = _Park(self)
         return self._park
 
+    def park_shielded(self) -> SystemCall:
+        """As park(), but a cancel or timeout that arrives meanwhile waits for the caller's
+        next blocking point instead of ending this wait (KillTask still ends it).
+
+        For a wait that clean-up must finish: a Condition's wait re-acquiring its lock, a
+        task group waiting for the children it cancelled.  A cancel already pending does
+        not stop the caller from parking either: it stays pending.
+        """
+        return _ShieldedPark(self)
+
     def wake(self, value: Any = None, n: int = 1) -> int:
         """Wake up to n parked tasks, oldest first, with value; return how many woke."""
         woken = 0
@@ -209,6 +221,41 @@ class WaitQueue(Wait):
         parked.clear()
         self._head = 0
         return None
+
+
+class _ShieldedPark(SystemCall):
+    """What ``WaitQueue.park_shielded()`` returns: parks the task with a shielded wait."""
+
+    def __init__(self, queue: WaitQueue) -> None:
+        self.queue = queue
+
+    def handle(self) -> None:
+        self.queue.add(self.sched, self.task)
+        self.task.wait = _Shielded(self.queue)
+
+    def __repr__(self) -> str:
+        return f"park_shielded({self.queue!r})"
+
+
+class _Shielded(Wait):
+    """A task parked in a queue that a cancel must not take out: the queue's wait, except
+    that the kernel keeps a cancel pending instead of throwing it (``cancellable``)."""
+
+    __slots__ = ("queue",)
+    cancellable = False
+
+    def __init__(self, queue: WaitQueue) -> None:
+        self.queue = queue
+
+    @property
+    def blocker(self) -> int | None:  # type: ignore[override]
+        return self.queue.blocker
+
+    def cancel(self, kernel: Any, task: Task) -> None:
+        self.queue.cancel(kernel, task)   # a kill, or a user call scheduling it
+
+    def describe(self, now: float) -> str:
+        return self.queue.describe(now)
 
 
 class _Handoff:

@@ -1,0 +1,85 @@
+"""Blocking calls with a fast path: no dearer than a call that completes at once.
+
+A primitive's blocking method (``Lock.acquire``, ``Queue.get``, ...) returns an ``Op``
+made of two halves: ``fast(tid)`` does the work when it need not wait (the lock is free,
+an item is there) and returns the result, or ``WAIT``; ``slow(tid)`` is a generator
+that parks in a WaitQueue and finishes the work once woken.  An Op without arguments is
+made once per primitive and reused (the kernel fills in ``task`` and ``sched`` at each
+yield, as for the WaitQueue's own park call).
+
+* In a generator task, ``yield op`` hands the Op to the kernel like any system call:
+  ``handle()`` runs the fast half, and the task goes on in the same turn with no task
+  switch, exactly as after ``yield GetTid()``.  Only if it must wait is the slow half
+  called in the task, as a sub-coroutine (``task.push``, as ``WaitQueue.hand`` does).
+* In an async task, ``await op`` (and ``yield from op`` in a generator task) runs the
+  fast half in plain Python: the kernel is not involved at all unless the task waits.
+
+Why not a ``types.coroutine`` generator: yielding a generator to the kernel costs twice
+what a system call does (it is pushed on the task's stack, and its return travels back
+as a StopIteration), and the fast path is the common case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from .runtime import current_tid
+from .syscalls import SystemCall
+
+__all__ = ["WAIT", "Op"]
+
+WAIT: Any = object()   # what a fast half returns when the caller has to wait
+
+
+class Op(SystemCall):
+    """A blocking operation on ``owner``: yield it, await it, or ``yield from`` it.
+
+    A subclass defines ``fast(tid)`` (the result, or WAIT) and ``slow(tid)`` (a generator
+    that waits and returns the result).  ``value``, if not None, is returned instead of
+    what they return (a lock's guard, say).  See the module docstring.
+    """
+
+    name = "op"
+    needs_tid = True        # False: fast and slow ignore tid (awaiting skips looking it up)
+    arg: Any = None
+    value: Any = None
+
+    def __init__(self, owner: Any, arg: Any = None, value: Any = None) -> None:
+        self.owner = owner
+        if arg is not None:
+            self.arg = arg
+        if value is not None:
+            self.value = value
+
+    def fast(self, tid: int) -> Any:
+        raise NotImplementedError
+
+    def slow(self, tid: int) -> Generator[Any, Any, Any]:
+        raise NotImplementedError
+
+    def handle(self) -> None:
+        task = self.task
+        result = self.fast(task.tid)
+        if result is WAIT:
+            task.push(self.slow(task.tid) if self.value is None else self._slow(task.tid))
+        else:
+            task.sendval = result if self.value is None else self.value
+        self.sched.schedule(task)
+
+    def _slow(self, tid: int) -> Generator[Any, Any, Any]:
+        yield from self.slow(tid)
+        return self.value
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        tid = current_tid() if self.needs_tid else 0
+        result = self.fast(tid)
+        if result is WAIT:
+            result = yield from self.slow(tid)
+        return result if self.value is None else self.value
+
+    __iter__ = __await__
+
+    def __repr__(self) -> str:
+        arg = "" if self.arg is None else repr(self.arg)
+        return f"{self.owner!r}.{self.name}({arg})"
