@@ -33,6 +33,7 @@ from .queues import LifoQueue, PriorityQueue, Queue
 from .runtime import current_tid
 from .scheduler import Scheduler, run
 from .serve import serve
+from .signals import SignalWatch
 from .sockets import Socket, listen, open_connection
 from .sync import BoundedSemaphore, Event, Semaphore
 from .syscalls import (
@@ -66,8 +67,8 @@ __all__ = [
     "RLock", "Semaphore", "TaskGroup", "first", "gather",
     # sockets, streams and servers
     "Socket", "listen", "open_connection", "run_workers", "serve",
-    # threads and processes
-    "PipeStream", "Process", "open_process", "run_in_thread", "run_process",
+    # threads, processes and signals
+    "PipeStream", "Process", "SignalWatch", "open_process", "run_in_thread", "run_process",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors
