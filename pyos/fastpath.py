@@ -58,10 +58,24 @@ class Op(SystemCall):
     def slow(self, tid: int) -> Generator[Any, Any, Any]:
         raise NotImplementedError
 
+    def park_in(self, task: Any) -> Any:
+        """Where ``yield op`` may park the task itself, or None (the default).
+
+        When waiting is a plain park whose woken value is the result (a get, an event,
+        a permit), the kernel parks the task in that WaitQueue at once: no generator is
+        made and no StopIteration carries the result back.  ``slow()`` still serves
+        ``await`` and ``yield from``.
+        """
+        return None
+
     def handle(self) -> None:
         task = self.task
         result = self.fast(task.tid)
         if result is WAIT:
+            queue = self.park_in(task)
+            if queue is not None:
+                self.sched.park(task, queue)   # its woken value is the result
+                return
             task.push(self.slow(task.tid) if self.value is None else self._slow(task.tid))
         else:
             task.sendval = result if self.value is None else self.value

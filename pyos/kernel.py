@@ -71,6 +71,9 @@ class Kernel(Cancellation):
         self._main_tid = 0
         self._main_outcome: tuple[Any, BaseException | None] = (None, None)
         self.current: Task | None = None     # the task running now (runtime.current_tid)
+        # task -> (its run count, value, give_back) for values handed over: see hand()
+        self._handoffs: dict[Task, tuple[int, Any, Callable[[Any], None]]] = {}
+        self._prune_handoffs_at = 64
         self._caller: Task | None = None     # the task whose system call is being handled
         self._resume = False                 # handle() called schedule(_caller)
         # tid -> hooks to call when that task ends; only tasks that use them are here
@@ -108,6 +111,27 @@ class Kernel(Cancellation):
         task.wait = None
         task.sendval = value
         self._ready.append(task)
+
+    def wake_error(self, task: Task, exc: BaseException) -> None:
+        """A wait ended in failure: exc is raised in the parked task when it runs."""
+        task.wait = None
+        task.throw(exc)
+        self._ready.append(task)
+
+    def hand(self, task: Task, value: Any, give_back: Callable[[Any], None]) -> None:
+        """Wake task with value, which must not be lost: a lock, a permit, an item.
+
+        If task is killed before it runs, ``give_back(value)`` is called.  Whether it has
+        run since is told by its run count, so the record costs the run loop nothing; the
+        records of tasks that have run are dropped now and then, not to hold the values.
+        """
+        handoffs = self._handoffs
+        handoffs[task] = (task.runs, value, give_back)
+        if len(handoffs) > self._prune_handoffs_at:
+            for stale in [t for t, (runs, _, _) in handoffs.items() if t.runs != runs]:
+                del handoffs[stale]
+            self._prune_handoffs_at = max(64, 2 * len(handoffs))
+        self.wake(task, value)
 
     def tasks(self) -> list[Task]:
         """The live tasks, in order of creation (for introspection)."""
@@ -188,6 +212,9 @@ class Kernel(Cancellation):
         wait, task.wait = task.wait, None
         if wait is not None:
             wait.cancel(self, task)
+        handoff = self._handoffs.pop(task, None) if self._handoffs else None
+        if handoff is not None and handoff[0] == task.runs and task is not self.current:
+            handoff[2](handoff[1])   # handed a value it never saw: give it back first
         current, self.current = self.current, task   # its finally blocks run as itself
         try:
             task.close()
@@ -223,6 +250,8 @@ class Kernel(Cancellation):
         del self._tasks[task.tid]
         if self._cancels or self._scopes:
             self._forget_cancels(task)
+        if self._handoffs:
+            self._handoffs.pop(task, None)
         joiners, task.joiners = task.joiners, None
         waited = joiners is not None and len(joiners) > 0
         main = task.tid == self._main_tid

@@ -36,8 +36,6 @@ from .waits import WaitQueue
 
 __all__ = ["LifoQueue", "PriorityQueue", "Queue"]
 
-_SHUT = object()   # what waiters are woken with when the queue shuts down
-
 #: the items, and how to put one, get one, and put one back at the front
 Container = tuple[Any, Callable[[Any], None], Callable[[], Any], Callable[[Any], None]]
 
@@ -68,6 +66,9 @@ class _Get(Op):
 
     def slow(self, tid: int) -> Generator[Any, Any, Any]:
         return self.owner._get_wait()  # type: ignore[no-any-return]
+
+    def park_in(self, task: Any) -> Any:
+        return self.owner._getters     # woken with the item (or QueueShutDown raised)
 
 
 class _Put(Op):
@@ -107,8 +108,7 @@ class Queue:
         self._unfinished = 0    # items put and not yet marked task_done()
         self._shutdown = False
         self._immediate = False
-        self._getting = 0       # tasks in _get_wait: never fewer than getters parked
-        self._putting = 0       # tasks in _put_wait: likewise
+        self._putting = 0       # tasks in _put_wait: never fewer than putters parked
         self._getters = _Waiters(self, "get from")
         self._putters = _Waiters(self, "put into")
         self._joiners = _Waiters(self, "join")
@@ -167,11 +167,9 @@ class Queue:
     def _put_wait(self, item: Any) -> Generator[Any, Any, None]:
         self._putting += 1
         try:
-            slot = yield self._putters.park()
+            yield self._putters.park()           # a slot, or QueueShutDown raised
         finally:
             self._putting -= 1
-        if slot is _SHUT:
-            raise QueueShutDown(f"{self._label()} was shut down while waiting to put")
         self._reserved -= 1                      # the slot handed over is ours now
         if self._shutdown:
             self._slot_freed()
@@ -189,7 +187,7 @@ class Queue:
 
     def _add(self, item: Any) -> None:
         self._unfinished += 1
-        if not (self._getting and self._getters.hand(item, self._item_back)):
+        if not self._getters.hand(item, self._item_back):
             self._put(item)                  # (with getters waiting, the queue is empty)
 
     def _item_back(self, item: Any) -> None:
@@ -197,7 +195,7 @@ class Queue:
         back to the front (the queue may then hold one item more than maxsize)."""
         if self._immediate:                  # shut down meanwhile: dropped with the rest
             self._done(1)
-        elif not (self._getting and self._getters.hand(item, self._item_back)):
+        elif not self._getters.hand(item, self._item_back):
             self._put_front(item)
 
     # -- Getting -------------------------------------------------------------------------
@@ -214,14 +212,7 @@ class Queue:
         return WAIT
 
     def _get_wait(self) -> Generator[Any, Any, Any]:
-        self._getting += 1
-        try:
-            item = yield self._getters.park()
-        finally:
-            self._getting -= 1
-        if item is _SHUT:
-            raise QueueShutDown(f"{self._label()} was shut down while waiting to get")
-        return item
+        return (yield self._getters.park())      # the item, or QueueShutDown raised
 
     def get_nowait(self) -> Any:
         """Take the next item at once, or raise QueueEmpty (or QueueShutDown)."""
@@ -287,8 +278,10 @@ class Queue:
             dropped = len(self._items)
             self._items.clear()
             self._done(dropped)
-        self._getters.wake_all(_SHUT)
-        self._putters.wake_all(_SHUT)
+        self._getters.fail_all(lambda: QueueShutDown(
+            f"{self._label()} was shut down while waiting to get"))
+        self._putters.fail_all(lambda: QueueShutDown(
+            f"{self._label()} was shut down while waiting to put"))
 
 
 class LifoQueue(Queue):

@@ -37,6 +37,9 @@ class AcquireOp(Op):
     def slow(self, tid: int) -> Generator[Any, Any, Any]:
         return self.owner._wait(tid)  # type: ignore[no-any-return]
 
+    def park_in(self, task: Any) -> Any:
+        return self.owner._park_in(self)
+
 
 class _Wait(Op):
     """What Event.wait() returns."""
@@ -49,6 +52,9 @@ class _Wait(Op):
 
     def slow(self, tid: int) -> Generator[Any, Any, Any]:
         return (yield self.owner._waiters.park())
+
+    def park_in(self, task: Any) -> Any:
+        return self.owner._waiters     # woken with True by set()
 
 
 def label(obj: Any) -> str:
@@ -143,6 +149,10 @@ class Acquirable:
     def _exit(self, exc_type: Any) -> None:
         self.release()
 
+    def _park_in(self, op: Op) -> Any:
+        """The WaitQueue ``yield op`` may park in directly, or None (see Op.park_in)."""
+        return None
+
     def _state(self) -> str:
         raise NotImplementedError
 
@@ -204,12 +214,16 @@ class Semaphore(Acquirable):
     def _wait(self, tid: int) -> Generator[Any, Any, None]:
         yield self._waiters.park()   # woken only by a hand-off: the permit is ours
 
+    def _park_in(self, op: Op) -> Any:
+        # a waiter of `yield sem.acquire()` is handed the guard, which is its result
+        return self._waiters if op is self._acquire else None
+
     def release(self) -> None:
         """Give a permit back: to the oldest waiter if there is one."""
         self._pass_on()
 
     def _pass_on(self, _value: object = None) -> None:
-        if not self._waiters.hand(True, self._pass_on):
+        if not self._waiters.hand(self._guard, self._pass_on):
             self._value += 1
 
     def _state(self) -> str:

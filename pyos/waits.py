@@ -160,6 +160,17 @@ class WaitQueue(Wait):
         """Wake every parked task with value; return how many woke."""
         return self.wake(value, len(self))
 
+    def fail_all(self, make_error: Callable[[], BaseException]) -> int:
+        """Wake every parked task by raising ``make_error()`` in it; return how many woke.
+
+        (A shut-down queue, say: each task gets an exception of its own.)
+        """
+        woken = 0
+        while (task := self._pop()) is not None:
+            self._kernel.wake_error(task, make_error())
+            woken += 1
+        return woken
+
     def hand(self, value: Any, give_back: Callable[[Any], None]) -> bool:
         """Wake the oldest parked task with value, which it then owns; False if none.
 
@@ -169,8 +180,7 @@ class WaitQueue(Wait):
         task = self._pop()
         if task is None:
             return False
-        task.push(_Handoff(value, give_back))
-        self._kernel.wake(task, None)
+        self._kernel.hand(task, value, give_back)
         return True
 
     def tasks(self) -> list[Task]:
@@ -256,29 +266,3 @@ class _Shielded(Wait):
 
     def describe(self, now: float) -> str:
         return self.queue.describe(now)
-
-
-class _Handoff:
-    """A frame on a woken task's stack that returns a handed-over value when it runs.
-
-    If the task is killed before it runs, ``close()`` gives the value back; if an error
-    is thrown in first, so does ``throw()``: the value reaches a task, or goes back.
-    """
-
-    __slots__ = ("give_back", "value")
-
-    def __init__(self, value: Any, give_back: Callable[[Any], None]) -> None:
-        self.value = value
-        self.give_back = give_back
-
-    def send(self, _value: object) -> Any:
-        raise StopIteration(self.value)
-
-    def throw(self, exc: BaseException) -> Any:
-        self.close()
-        raise exc
-
-    def close(self) -> None:
-        give_back, self.give_back = self.give_back, None
-        if give_back is not None:
-            give_back(self.value)
