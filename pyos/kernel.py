@@ -1,28 +1,27 @@
 """The kernel's state, and the services that system calls use.
 
 A ``Kernel`` owns the task table, the ready queue, the timers, the poller, the clock and
-the outcomes of finished tasks, and knows how a task blocks, wakes and ends.  Every way
-of blocking sets ``task.wait`` to a wait object (waits.py) that can undo itself and
+the outcomes of finished tasks, and knows how a task blocks and wakes.  Every way of
+blocking sets ``task.wait`` to a wait object (waits.py) that can undo itself and
 describe itself, so ending a wait early (a kill, a cancel, a timeout, a user-defined
 call scheduling the task) is one line: ``wait.cancel(kernel, task)``.  Each system call
-in syscalls.py is a few lines over one of these methods; cancellation is in cancel.py,
-and the main loop that runs tasks is ``Scheduler``, in scheduler.py.
+in syscalls.py is a few lines over one of these methods.  How a task is cancelled is in
+cancel.py and how it ends in exits.py (both mixed in here); the main loop that runs
+tasks is ``Scheduler``, in scheduler.py, and how it serves what a task yields, trap.py.
 """
 
 from __future__ import annotations
 
-import gc
 import itertools
-import logging
 from collections.abc import Callable
 from errno import EBADF
-from types import CodeType
 from typing import Any
 
 from .cancel import Cancellation
 from .clock import RealClock
 from .debug import TaskInfo, task_info
-from .errors import Cancelled, NoSuchTask, TaskCancelled, TaskError, TaskKilled
+from .errors import NoSuchTask, TaskKilled
+from .exits import Exits
 from .outcomes import Outcomes
 from .poller import Poller
 from .task import Task, check_target
@@ -31,7 +30,6 @@ from .waits import SleepWait, WaitQueue
 
 __all__ = ["Kernel"]
 
-log = logging.getLogger("pyos")
 _FOREVER = float("inf")
 
 
@@ -52,7 +50,7 @@ class JoinQueue(WaitQueue):
         return f"waiting for task {self.tid}"
 
 
-class Kernel(Cancellation):
+class Kernel(Cancellation, Exits):
     """Tasks and what they wait for.  ``Scheduler`` adds the loop that runs them."""
 
     def __init__(self, poller: Poller, keep_results: int, trace: bool, clock: Any) -> None:
@@ -223,87 +221,6 @@ class Kernel(Cancellation):
         self._exit(task, TaskKilled(f"{task!r} was killed", tid, task.name))
         return True
 
-    # -- Exits -----------------------------------------------------------------------------
-    def at_exit(self, tid: int, hook: Callable[[BaseException], None]) -> bool:
-        """Call ``hook(exc)`` once when task tid ends; False (and no call) if it has ended.
-
-        exc says how it ended: StopIteration, its error, Cancelled or TaskKilled.  For
-        library code that must act when a task ends holding something: a lock's owner
-        (the lock is broken), a task group's owner (its children are cancelled).
-        """
-        if tid not in self._tasks:
-            return False
-        self._exit_hooks.setdefault(tid, {})[hook] = None
-        return True
-
-    def discard_at_exit(self, tid: int, hook: Callable[[BaseException], None]) -> None:
-        """Forget a hook at_exit() set (it is no longer needed); nothing if there is none."""
-        hooks = self._exit_hooks.get(tid)
-        if hooks is not None:
-            hooks.pop(hook, None)
-            if not hooks:
-                del self._exit_hooks[tid]
-
-    def _exit(self, task: Task, exc: BaseException) -> None:
-        """Task ended with exc: StopIteration(value), an error, Cancelled or TaskKilled."""
-        task.done = True
-        del self._tasks[task.tid]
-        if self._cancels or self._scopes:
-            self._forget_cancels(task)
-        if self._handoffs:
-            self._handoffs.pop(task, None)
-        joiners, task.joiners = task.joiners, None
-        waited = joiners is not None and len(joiners) > 0
-        main = task.tid == self._main_tid
-        if type(exc) is StopIteration:
-            value, error = exc.value, None
-        else:
-            value, error = None, exc
-            if isinstance(exc, Exception) and not isinstance(exc, TaskKilled) and not waited:
-                # A failure someone waits for is theirs to handle; run() raises its
-                # target's, so it is logged now only if other tasks carry on meanwhile.
-                if not main or self._tasks:
-                    log.error("%r failed", task, exc_info=exc)
-                if not main:
-                    _release_frames(exc)  # kept for later: don't keep its sockets alive
-        if main:
-            self._main_outcome = (value, error)
-        if self.trace:
-            how = ("killed" if isinstance(exc, TaskKilled) else
-                   f"raised {exc!r}" if error is not None else "returned")
-            log.info("%r exited: %s", task, how)
-        if waited:
-            while (waiter := joiners._pop()) is not None:  # type: ignore[union-attr]
-                waiter.wait = None
-                self._deliver(waiter, task.tid, task.name, value, error)
-        else:
-            self._outcomes.keep(task.tid, (task.name, value, error))
-        if self._exit_hooks and (hooks := self._exit_hooks.pop(task.tid, None)):
-            for hook in hooks:
-                try:
-                    hook(exc)
-                except Exception:
-                    log.exception("an exit hook of %r failed", task)
-        if not isinstance(exc, (Exception, Cancelled)):
-            raise exc  # Ctrl-C, SystemExit, a test runner's stop: the program's, not the task's
-
-    def _deliver(self, waiter: Task, tid: int, name: str, value: Any, exc: Any) -> None:
-        """Resume waiter with the outcome of task tid: its value, or a TaskError."""
-        if exc is None:
-            waiter.sendval = value
-        elif isinstance(exc, TaskKilled):
-            waiter.throw(TaskKilled(str(exc), exc.tid, exc.name))
-        elif isinstance(exc, Cancelled):
-            waiter.throw(TaskCancelled(f"task {tid} ({name}) was cancelled", tid, name))
-        else:
-            error = TaskError(f"task {tid} ({name}) failed: {exc!r}", tid, name)
-            error.__cause__ = exc
-            waiter.throw(error)
-        if waiter is self._caller:
-            self._resume = True
-        else:
-            self._ready.append(waiter)
-
     def _fail_broken(self) -> None:
         broken, self._poller.broken = self._poller.broken, []
         for task in broken:
@@ -314,19 +231,3 @@ class Kernel(Cancellation):
             task.throw(OSError(EBADF, f"fd {wait.fd} was closed while {task!r} waited to "
                                       f"{wait.event} it"))
             self._ready.append(task)
-
-
-def _release_frames(exc: BaseException) -> None:
-    """Drop the locals of the finished frames in exc's traceback (they may hold sockets).
-
-    Only frames that own their locals, that is frames whose generator or call has ended:
-    the traceback of an exception raised in another task may also hold the frame of that
-    task's live, suspended generator, and clearing it would end that task.  A frame that
-    owns its locals is the one kind whose referents include its code object.
-    """
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if any(type(ref) is CodeType for ref in gc.get_referents(frame)):
-            frame.clear()
-        tb = tb.tb_next

@@ -17,8 +17,9 @@ repeats three phases until no task is left:
 
 The kernel knows nothing about sockets.  Faults stay where they happen: an exception in
 a task ends that task only (logged to logger "pyos", passed to its waiters), and bad
-input is thrown back into the task that gave it.  The tables the loop works on, and the
-services system calls use (sleep, wait_io, join, kill, exits), are in kernel.py.
+input is thrown back into the task that gave it.  How a yielded value is served is in
+trap.py; the tables the loop works on, and the services system calls use (sleep,
+wait_io, park, join, kill), are in kernel.py, with cancel.py and exits.py.
 """
 
 from __future__ import annotations
@@ -29,16 +30,17 @@ import threading
 from time import perf_counter as clock
 from typing import Any
 
-from .debug import bad_yield, deadlock_report, describe_resumed
+from .debug import deadlock_report
 from .dump import dump_on_signal
 from .errors import Cancelled, Deadlock, TaskCancelled
 from .kernel import Kernel
 from .poller import make_poller
 from .runtime import current_kernel, set_kernel
-from .syscalls import ReadWait, SystemCall
-from .task import COROUTINE_TYPES, Task, without_kernel_frames
+from .syscalls import ReadWait
+from .task import Task
 from .timeline import Timeline
-from .waits import CallWait, SleepWait
+from .trap import Trap
+from .waits import SleepWait
 from .wakeup import Wakeup
 
 __all__ = ["Scheduler", "run"]
@@ -46,12 +48,9 @@ __all__ = ["Scheduler", "run"]
 log = logging.getLogger("pyos")
 
 
-class Scheduler(Kernel):
+class Scheduler(Trap, Kernel):
     """Runs tasks round-robin and serves their system calls.  See the module docstring."""
 
-    #: A task may make this many calls in a row that complete at once before it yields
-    #: (system calls, and sub-coroutine calls).
-    calls_per_turn = 64
     #: Idle this long with tasks waiting on I/O, the kernel checks for closed descriptors.
     audit_after = 0.5
     #: The longest one poll blocks: epoll and select overflow on longer timeouts, and a
@@ -260,66 +259,6 @@ class Scheduler(Kernel):
             task.cpu += share
         if elapsed > self.slow_task:
             self._report_slow(batch, elapsed)
-
-    def _trap(self, task: Task, value: Any, exc: BaseException | None = None) -> None:
-        """Serve what task yielded (or raised) until it blocks, gives up the CPU or exits.
-
-        A system call is handled by Beazley's protocol: set ``call.task`` and
-        ``call.sched``, call ``handle()``.  ``schedule(task)`` from inside handle() does
-        not queue the caller: it sets ``_resume``, and the caller goes on in this turn.
-        """
-        budget = self.calls_per_turn
-        while True:
-            if exc is not None:
-                if task.done:
-                    return               # killed while it sat in the ready queue
-                try:
-                    value = task.advance(exc)      # pass a return or raise down the stack
-                except BaseException as final:     # the outermost frame ended: task over
-                    self._exit(task, without_kernel_frames(final))
-                    return
-            if isinstance(value, SystemCall):
-                value.task, value.sched, task.sendval = task, self, None
-                self._caller, self._resume = task, False
-                try:
-                    value.handle()
-                except Exception as error:  # bad input: the caller's error, at its yield
-                    wait, task.wait = task.wait, None
-                    if wait is not None:
-                        wait.cancel(self, task)
-                    task.throw(error)
-                    self._resume = True
-                    if self.trace:
-                        log.info("%r %r -> raised %r", task, value, error)
-                else:
-                    if not self._resume and task.wait is None and not task.done:
-                        task.wait = CallWait(value)   # a user-defined call parked it
-                    if self.trace:
-                        state = describe_resumed(task) if self._resume else self.describe(task)
-                        log.info("%r %r -> %s", task, value, state)
-                finally:
-                    self._caller = None
-                if not self._resume:     # blocked (or exited): the next task's turn
-                    return
-                if not budget:           # it may go on, but others have waited long enough
-                    self._ready.append(task)
-                    return
-                budget -= 1
-            elif value is None:
-                self._ready.append(task)
-                return
-            elif type(value) in COROUTINE_TYPES:
-                task.push(value)
-                if not budget:           # a loop of calls that never block: take turns
-                    self._ready.append(task)
-                    return
-                budget -= 1
-            else:
-                task.throw(TypeError(bad_yield(task, value)))
-            try:
-                value, exc = task.coro.send(task.sendval), None
-            except BaseException as error:
-                exc = error
 
     def _report_slow(self, batch: list[Task], elapsed: float) -> None:
         """The kernel went too long without polling: name who ran, and where the last is.

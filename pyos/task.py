@@ -32,7 +32,8 @@ _RELAY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "syscalls.py"
 # Where the kernel catches what a task's frame raised, and passes it on: never the user's.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _KERNEL_FILES = frozenset(os.path.join(_HERE, name)
-                          for name in ("task.py", "scheduler.py", "kernel.py"))
+                          for name in ("task.py", "scheduler.py", "trap.py", "kernel.py",
+                                       "exits.py"))
 
 #: What a task may run, and what it may yield to call as a sub-coroutine.
 COROUTINE_TYPES = (GeneratorType, CoroutineType)
