@@ -37,6 +37,7 @@ class Exits:
     _scopes: dict[Task, Any]
     _handoffs: dict[Task, Any]
     _exit_hooks: dict[int, Any]
+    _joins: dict[int, Any]
     _main_tid: int
     _main_outcome: tuple[Any, BaseException | None]
     _outcomes: Any
@@ -65,13 +66,13 @@ class Exits:
 
     def _exit(self, task: Task, exc: BaseException) -> None:
         """Task ended with exc: StopIteration(value), an error, Cancelled or TaskKilled."""
-        task.done = True
+        task.finish()
         del self._tasks[task.tid]
         if self._cancels or self._scopes:
             self._forget_cancels(task)
         if self._handoffs:
             self._handoffs.pop(task, None)
-        joiners, task.joiners = task.joiners, None
+        joiners = self._joins.pop(task.tid, None) if self._joins else None
         waited = joiners is not None and len(joiners) > 0
         main = task.tid == self._main_tid
         if type(exc) is StopIteration:

@@ -71,6 +71,7 @@ class Kernel(Cancellation, Exits):
         self.current: Task | None = None     # the task running now (runtime.current_tid)
         # task -> (its run count, value, give_back) for values handed over: see hand()
         self._handoffs: dict[Task, tuple[int, Any, Callable[[Any], None]]] = {}
+        self._joins: dict[int, JoinQueue] = {}    # tid -> the tasks waiting for it to end
         self._prune_handoffs_at = 64
         self._caller: Task | None = None     # the task whose system call is being handled
         self._resume = False                 # handle() called schedule(_caller)
@@ -194,9 +195,10 @@ class Kernel(Cancellation, Exits):
             raise RuntimeError(f"{waiter!r} cannot wait for itself")
         target = self._tasks.get(tid)
         if target is not None:
-            if target.joiners is None:
-                target.joiners = JoinQueue(tid)
-            self.park(waiter, target.joiners)
+            queue = self._joins.get(tid)
+            if queue is None:
+                queue = self._joins[tid] = JoinQueue(tid)
+            self.park(waiter, queue)
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
             self._deliver(waiter, tid, *self._outcomes.collect(tid))
         else:

@@ -22,7 +22,7 @@ import os
 from types import CoroutineType, GeneratorType, TracebackType
 from typing import Any
 
-__all__ = ["COROUTINE_TYPES", "Task", "check_target", "without_kernel_frames"]
+__all__ = ["COROUTINE_TYPES", "FINISHED", "Task", "check_target", "without_kernel_frames"]
 
 log = logging.getLogger("pyos")
 
@@ -118,14 +118,15 @@ class _Finished:
 
 
 _FINISHED = _Finished()
+FINISHED = _FINISHED   # what the kernel compares a task's innermost frame with, to see it ended
 
 
 class Task:
     """One thread of control.  The kernel owns it; user code sees only its id."""
 
-    __slots__ = (
-        "callers", "coro", "cpu", "done", "joiners", "name", "runs", "sendval", "tid", "wait",
-    )
+    # Only what every task needs: a blocked task should cost little memory.  Who waits
+    # for it (the kernel's _joins), its deadlines and pending cancels live elsewhere.
+    __slots__ = ("callers", "coro", "cpu", "name", "runs", "sendval", "tid", "wait")
 
     #: How deep sub-coroutine calls (``yield sub()``) may nest.  The trampoline needs no
     #: C stack, so only memory bounds it: a runaway recursion would grow it until the
@@ -140,14 +141,21 @@ class Task:
         self.coro: Any = target               # the innermost frame: the one that runs
         self.callers: list[Any] | None = None  # the frames below it, outermost first
         self.sendval: Any = None              # what the task's pending yield evaluates to
-        self.done = False
-        self.wait: tuple[str, Any] | None = None   # what it is blocked on: ("read", fd), ...
-        self.joiners: list[Task] | None = None     # tasks blocked in WaitTask on this one
+        self.wait: Any = None                 # what it is blocked on: a wait object (waits.py)
         self.runs = 0                              # how many times it has been resumed
         self.cpu = 0.0                             # seconds spent running it
 
     def __repr__(self) -> str:
         return f"<Task {self.tid} {self.name!r}>"
+
+    @property
+    def done(self) -> bool:
+        """Has it ended?  A finished or killed task's stack is only ``_FINISHED``."""
+        return self.coro is _FINISHED
+
+    def finish(self) -> None:
+        """It has ended: a stale ready-queue entry finds nothing more to run."""
+        self.coro, self.callers = _FINISHED, None
 
     def throw(self, exc: BaseException) -> None:
         """Make the task's pending yield raise exc when it next runs.

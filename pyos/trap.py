@@ -19,7 +19,7 @@ from typing import Any
 
 from .debug import bad_yield, describe_resumed
 from .syscalls import SystemCall
-from .task import COROUTINE_TYPES, Task, without_kernel_frames
+from .task import COROUTINE_TYPES, FINISHED, Task, without_kernel_frames
 from .waits import CallWait
 
 __all__ = ["Trap"]
@@ -51,7 +51,7 @@ class Trap:
         budget = self.calls_per_turn
         while True:
             if exc is not None:
-                if task.done:
+                if task.coro is FINISHED:
                     return               # killed while it sat in the ready queue
                 try:
                     value = task.advance(exc)      # pass a return or raise down the stack
@@ -72,7 +72,7 @@ class Trap:
                     if self.trace:
                         log.info("%r %r -> raised %r", task, value, error)
                 else:
-                    if not self._resume and task.wait is None and not task.done:
+                    if not self._resume and task.wait is None and task.coro is not FINISHED:
                         task.wait = CallWait(value)   # a user-defined call parked it
                     if self.trace:
                         state = describe_resumed(task) if self._resume else self.describe(task)

@@ -127,8 +127,7 @@ class Waits:
 
     def left_behind(self) -> dict[str, int]:
         """Whatever a wait could leave in the kernel's tables (all 0 when nothing is)."""
-        other = self.sched._tasks.get(self.other)
-        joiners = other.joiners if other is not None else None
+        joiners = self.sched._joins.get(self.other)
         poller = self.sched._poller
         return {"readers": len(poller.readers), "writers": len(poller.writers),
                 "timers": len(self.sched._timers), "queue": len(self.q),

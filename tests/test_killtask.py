@@ -216,7 +216,7 @@ def test_killing_the_waiters_of_one_task_one_by_one_is_linear() -> None:
         for _ in range(n):
             tids.append((yield NewTask(waiter(t))))
         yield
-        queue = sched._tasks[t].joiners
+        queue = sched._joins[t]
         for i, tid in enumerate(tids):
             yield KillTask(tid)
             if i % 5000 == 4999:
