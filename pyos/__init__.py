@@ -22,6 +22,7 @@ from .errors import (
 )
 from .runtime import current_tid
 from .scheduler import Scheduler, run
+from .signals import SignalWatch
 from .sockets import Socket, listen, open_connection
 from .syscalls import (
     CancelTask,
@@ -49,6 +50,8 @@ __all__ = [
     "TimeoutScope", "WaitQueue", "ignore_after", "timeout_after",
     # sockets and streams
     "Socket", "listen", "open_connection",
+    # the outside world
+    "SignalWatch",
     # seeing inside
     "TaskInfo", "format_ps",
     # errors
