@@ -113,6 +113,8 @@ class Scheduler(Kernel):
     def _poll_io(self) -> None:
         if self._calls:    # from other threads (or signal handlers): they may wake tasks
             self._wakeup.run_calls()
+            if not self._tasks:
+                return       # they killed the last task: the loop ends, not a Deadlock
         poller = self._poller
         if poller.broken:  # waiters whose descriptor was closed under them: fail them first
             self._fail_broken()
