@@ -70,11 +70,18 @@ class Scheduler(Kernel):
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
         self.slow_task = float("inf") if slow_task is None else slow_task
+        self.polls = 0                       # cycles that polled, and those that did not:
+        self._unpolled = 0                   # one count per cycle (see the cycles property)
 
     # -- The public interface --------------------------------------------------------------
     def dump_on_signal(self, signum: int) -> None:
         """Print ``ps`` with every task's stack to stderr whenever signal signum arrives."""
         dump_on_signal(self, signum)
+
+    @property
+    def cycles(self) -> int:
+        """How many times the main loop has gone round (for the monitor's ``stats``)."""
+        return self.polls + self._unpolled
 
     def call_soon_threadsafe(self, fn: Any, *args: Any) -> None:
         """From any thread: run fn(*args) in the kernel's thread at its next cycle.
@@ -113,8 +120,9 @@ class Scheduler(Kernel):
     def _poll_io(self) -> None:
         if self._calls:    # from other threads (or signal handlers): they may wake tasks
             self._wakeup.run_calls()
-            if not self._tasks:
-                return       # they killed the last task: the loop ends, not a Deadlock
+            if not self._tasks:  # they killed the last task: the loop ends, not a Deadlock
+                self._unpolled += 1
+                return
         poller = self._poller
         if poller.broken:  # waiters whose descriptor was closed under them: fail them first
             self._fail_broken()
@@ -122,6 +130,7 @@ class Scheduler(Kernel):
         jump = None        # a virtual clock's next deadline, reached if the poll finds nothing
         if self._ready:
             if not waiting:
+                self._unpolled += 1
                 return           # nothing to poll for and work to do: skip the syscall
             timeout: float | None = 0
         else:
@@ -136,7 +145,12 @@ class Scheduler(Kernel):
                 timeout = min(max(0.0, deadline - self._now()), self.max_block)
             if waiting and self._audit_due and timeout != 0:  # audit once idle (below)
                 timeout = self.audit_after if timeout is None else min(timeout, self.audit_after)
-        woken = poller.poll(timeout) if waiting or timeout != 0 else []
+        if waiting or timeout != 0:
+            self.polls += 1
+            woken = poller.poll(timeout)
+        else:
+            self._unpolled += 1
+            woken = []
         if self.trace and woken:
             log.info("woke %s", ", ".join(f"{t!r} ({self.describe(t)})" for t in woken))
         for task in woken:

@@ -26,3 +26,31 @@ def test_a_call_from_outside_that_kills_the_last_task_ends_the_loop(sched):
         a.close()
         b.close()
     assert sched.tasks() == []
+
+
+def test_the_loop_counts_its_cycles_and_its_polls(sched):
+    """Cycles that only run tasks make no poll; once a task waits on I/O, each one polls."""
+    a, b = socket.socketpair()
+
+    def spinner():
+        yield
+        yield
+
+    def reader():
+        yield ReadWait(a)
+
+    def writer():
+        yield
+        yield
+        yield
+        b.send(b"x")
+
+    sched.new(spinner())
+    sched.mainloop()
+    assert (sched.cycles, sched.polls) == (3, 0)
+    sched.new(reader())
+    sched.new(writer())
+    sched.mainloop()
+    a.close()
+    b.close()
+    assert (sched.cycles, sched.polls) == (3 + 5, 4)   # the first cycle needed no poll
