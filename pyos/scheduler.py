@@ -59,6 +59,7 @@ class Scheduler(Kernel):
     def __init__(
         self, poller: str | None = None, *, trace: bool | None = None,
         slow_task: float | None = 0.1, keep_results: int = 10_000, clock: Any = None,
+        monitor: bool | str | None = None,
     ) -> None:
         if trace is None:
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
@@ -72,6 +73,16 @@ class Scheduler(Kernel):
         self.slow_task = float("inf") if slow_task is None else slow_task
         self.polls = 0                       # cycles that polled, and those that did not:
         self._unpolled = 0                   # one count per cycle (see the cycles property)
+        self._monitor: Any = None            # the console, if asked for (pyos/monitor)
+        if monitor is None:
+            monitor = os.environ.get("PYOS_MONITOR", "")
+        if monitor and str(monitor).lower() not in ("0", "no", "off", "false"):
+            from .monitor import Monitor  # imported only when asked for
+            try:
+                self._monitor = Monitor(self, monitor)
+            except BaseException:
+                self.close()
+                raise
 
     # -- The public interface --------------------------------------------------------------
     def dump_on_signal(self, signum: int) -> None:
@@ -92,7 +103,10 @@ class Scheduler(Kernel):
         self._wakeup.call_soon(fn, args)
 
     def close(self) -> None:
-        """Release the poller and the wake-up pipe.  The scheduler cannot run again."""
+        """Release the poller, the wake-up pipe and the monitor.  It cannot run again."""
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:      # first: its clients may still be asking the kernel
+            monitor.close()
         super().close()
         self._wakeup.close()
 
