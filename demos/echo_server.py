@@ -1,10 +1,12 @@
 """A TCP echo server on pyos: one task per connection.
 
     python demos/echo_server.py [--host 127.0.0.1] [--port 45000] [-q] [--max-conns N]
+                                [--monitor [ADDRESS]]
 
 Try it with ``nc 127.0.0.1 45000`` or ``python demos/echo_client.py``.  Ctrl-C stops it
 cleanly: every task is unwound and every client sees EOF.  ``kill -USR1 <pid>`` prints
-what each task is doing without stopping it.
+what each task is doing without stopping it; ``--monitor`` opens the monitor console
+(``python -m pyos.monitor``) on the default socket, or at ADDRESS.
 """
 
 from __future__ import annotations
@@ -75,13 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="don't log connections")
     parser.add_argument("--max-conns", type=int, default=10_000, help="concurrent clients")
     parser.add_argument("--poller", choices=["epoll", "select"], default=None)
+    parser.add_argument("--monitor", nargs="?", const=True, default=None, metavar="ADDRESS",
+                        help="open the monitor console: unix:PATH, tcp:127.0.0.1:PORT, "
+                             "or nothing for the default socket")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s")
     for signum in (signal.SIGINT, signal.SIGTERM):  # even if launched with SIGINT ignored
         signal.signal(signum, signal.default_int_handler)
     raise_fd_limit()
-    sched = pyos.Scheduler(poller=args.poller)
+    try:
+        sched = pyos.Scheduler(poller=args.poller, monitor=args.monitor)
+    except (ValueError, OSError) as exc:
+        parser.exit(2, f"cannot open the monitor console: {exc}\n")
     if sched.trace:  # PYOS_TRACE=1: show the trace even with -q
         logging.getLogger("pyos").setLevel(logging.INFO)
     sched.dump_on_signal(signal.SIGUSR1)  # before the line below: from then on it's safe

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 
 import pytest
-from monitor_helpers import Client
+from monitor_helpers import LIMIT, Client
 
 import pyos
 from pyos.monitor.address import default_path
@@ -82,3 +84,13 @@ def test_a_stale_socket_is_replaced_a_live_one_or_a_file_is_not(tmp_path):
     with pytest.raises(FileExistsError):
         pyos.Scheduler(monitor=f"unix:{regular}")
     assert regular.read_text() == "mine"
+
+
+def test_the_echo_demo_refuses_a_monitor_outside_loopback():
+    out = subprocess.run([sys.executable, str(_demo()), "--port", "0", "--monitor",
+                          "tcp:0.0.0.0:0"], capture_output=True, text=True, timeout=LIMIT)
+    assert out.returncode == 2 and "loopback only" in out.stderr
+
+
+def _demo():
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "demos", "echo_server.py")
