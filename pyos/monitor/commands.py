@@ -107,7 +107,8 @@ def _where(ctx: Context, args: list[str]) -> str:
     lines = [f"task {tid} ({row.name}): {row.state}"]
     for filename, lineno, func in row.stack:
         lines.append(f'  File "{filename}", line {lineno}, in {func}')
-        source = linecache.getline(filename, lineno).strip()
+        # (a frame read between two instructions of another thread may have no line)
+        source = linecache.getline(filename, lineno).strip() if lineno else ""
         if source:
             lines.append(f"    {source}")
     if not row.stack:

@@ -12,23 +12,34 @@ a row that says so.  Nothing here writes to the kernel: actions go through
 A task that hogs the CPU is the one the console is most often opened for: it is found
 in the kernel thread's live stack (``sys._current_frames()``), with how long it has been
 running and every frame it is in now, including plain functions it called.
+
+One read is not safe at all: ``gi_yieldfrom`` (and ``cr_await``) of a generator that is
+executing in another thread reads its value stack through a stale pointer, and CPython
+3.11 crashes (seen here: a segfault in one run of twenty).  ``Task.frames()`` follows
+those chains, so the monitor never calls it; ``_chain`` below asks ``gi_running`` first,
+in one expression with no call, backward jump or allocation in between, so the
+interpreter cannot switch threads between the test and the read.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
-from types import FrameType
+from types import FrameType, GeneratorType
 from typing import Any
 
-from ..debug import TaskInfo, task_info
+from ..debug import TaskInfo
 from ..scheduler import Scheduler
 from ..task import COROUTINE_TYPES
 
 __all__ = ["Running", "Snapshot", "frames_of", "running", "task_row", "tasks", "wait_graph"]
 
 Frame = tuple[str, int, str]           # (file, line, function), as Task.frames() gives
+# SystemCall.__await__ only relays a call: not where a task "is" (as in Task.frames())
+_RELAY = (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "syscalls.py"), "__await__")
 _KERNEL_CODES = (Scheduler._run_ready.__code__, Scheduler._trap.__code__)
 
 
@@ -95,17 +106,34 @@ def _from_stack(top: FrameType, sched: Scheduler, task: Any) -> tuple[float | No
 
 
 def frames_of(task: Any, run: Running | None) -> list[Frame]:
-    """task's whole stack, outermost first: its trampoline callers, then where it is."""
-    if run is None or run.task is not task or not run.live:
-        return task.frames()
-    callers: list[Frame] = []
-    for coro in list(task.callers or ()):
-        while isinstance(coro, COROUTINE_TYPES):
-            frame = getattr(coro, "gi_frame", None) or getattr(coro, "cr_frame", None)
-            if frame is not None:
-                callers.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
-            coro = getattr(coro, "gi_yieldfrom", None) or getattr(coro, "cr_await", None)
-    return callers + run.live
+    """task's whole stack, outermost first: its trampoline callers, then where it is.
+
+    What ``Task.frames()`` gives, read safely from another thread (module docstring); for
+    the running task, its live frames replace those of its innermost trampoline frame.
+    """
+    live = run.live if run is not None and run.task is task else None
+    frames = [*(task.callers or ()), task.coro]
+    if live:
+        frames.pop()
+    where: list[Frame] = []
+    for coro in frames:
+        _chain(coro, where)
+    return where + (live or [])
+
+
+def _chain(coro: Any, where: list[Frame]) -> None:
+    """Append the frames of coro and of what it delegates to (yield from, await)."""
+    while type(coro) in COROUTINE_TYPES:
+        if type(coro) is GeneratorType:
+            frame = coro.gi_frame
+            coro = None if coro.gi_running else coro.gi_yieldfrom   # one step: see above
+        else:
+            frame = coro.cr_frame
+            coro = None if coro.cr_running else coro.cr_await
+        if frame is not None:
+            code = frame.f_code
+            if (code.co_filename, code.co_name) != _RELAY:
+                where.append((code.co_filename, frame.f_lineno, code.co_name))
 
 
 def task_row(sched: Scheduler, task: Any, run: Running | None) -> TaskInfo:
@@ -114,10 +142,10 @@ def task_row(sched: Scheduler, task: Any, run: Running | None) -> TaskInfo:
         if run is not None and run.task is task:
             seconds = run.seconds or 0.0
             state = "running" if run.seconds is None else f"running for {seconds:.3f}s"
-            info = task_info(task, state, seconds)
-            return TaskInfo(info.tid, info.name, info.state, info.runs, info.cpu,
-                            tuple(frames_of(task, run)))
-        return task_info(task, sched.describe(task))
+        else:
+            seconds, state = 0.0, sched.describe(task)
+        return TaskInfo(task.tid, task.name, state, task.runs, task.cpu + seconds,
+                        tuple(frames_of(task, run)))
     except Exception as exc:
         return TaskInfo(task.tid, task.name, f"(changed while read: {type(exc).__name__})",
                         task.runs, task.cpu, ())
