@@ -116,6 +116,10 @@ def test_cancel_and_kill_run_in_the_kernels_thread(monitored, unix_address, monk
 
     def talk():
         client = Client(unix_address)
+        for _ in range(500):                  # until main has started both
+            if names(client.ask("ps")) >= {"c", "k"}:
+                break
+            time.sleep(0.01)
         answers = [client.ask(f"cancel {tids['c']}"), client.ask(f"kill {tids['k']}"),
                    client.ask(f"kill {tids['k']}"), client.ask("cancel 999"), client.ask("ps")]
         client.close()
