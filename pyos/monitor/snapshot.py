@@ -15,7 +15,7 @@ running and every frame it is in now, including plain functions it called.
 
 One read is not safe at all: ``gi_yieldfrom`` (and ``cr_await``) of a generator that is
 executing in another thread reads its value stack through a stale pointer, and CPython
-3.11 crashes (seen here: a segfault in one run of twenty).  ``Task.frames()`` follows
+3.11 crashes (the churn test segfaulted about one run in ten).  ``Task.frames()`` follows
 those chains, so the monitor never calls it; ``_chain`` below asks ``gi_running`` first,
 in one expression with no call, backward jump or allocation in between, so the
 interpreter cannot switch threads between the test and the read.
