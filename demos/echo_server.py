@@ -1,13 +1,15 @@
 """A TCP echo server on pyos: one task per connection.
 
     python demos/echo_server.py [--host 127.0.0.1] [--port 25000] [-q] [--max-conns N]
-                                [--workers N]
+                                [--workers N] [--monitor [ADDRESS]]
 
 Try it with ``nc 127.0.0.1 25000`` or ``python demos/echo_client.py``.  Ctrl-C stops it
 cleanly: every task is unwound and every client sees EOF.  ``kill -USR1 <pid>`` prints
 what each task is doing without stopping it.  ``--workers N`` serves the port from N
 processes, each with its own kernel (0: one per CPU); the pid printed in each log line
 tells them apart, and signals to the supervisor reach every worker.
+``--monitor`` opens the monitor console (``python -m pyos.monitor``) on the default
+socket, or at ADDRESS.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poller", choices=["epoll", "select"], default=None)
     parser.add_argument("--workers", type=int, metavar="N",
                         help="serve from N processes, one kernel each (0: one per CPU)")
+    parser.add_argument("--monitor", nargs="?", const=True, default=None, metavar="ADDRESS",
+                        help="open the monitor console: unix:PATH, tcp:127.0.0.1:PORT, "
+                             "or nothing for the default socket")
     args = parser.parse_args(argv)
     pid = "[%(process)d]" if args.workers is not None else ""  # which worker says it
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -116,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     if args.workers is not None:
         return main_workers(parser, args)
-    sched = pyos.Scheduler(poller=args.poller)
+    try:
+        sched = pyos.Scheduler(poller=args.poller, monitor=args.monitor)
+    except (ValueError, OSError) as exc:
+        parser.exit(2, f"cannot open the monitor console: {exc}\n")
     if sched.trace:  # PYOS_TRACE=1: show the trace even with -q
         logging.getLogger("pyos").setLevel(logging.INFO)
     sched.dump_on_signal(signal.SIGUSR1)  # before the line below: from then on it's safe

@@ -62,6 +62,7 @@ class Scheduler(Trap, Kernel):
         slow_task: float | None = 0.1, keep_results: int = 10_000, clock: Any = None,
         max_threads: int | None = None,
         timeline: str | os.PathLike[str] | None = None, timeline_events: int = 100_000,
+        monitor: bool | str | None = None,
     ) -> None:
         if trace is None:
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
@@ -82,6 +83,18 @@ class Scheduler(Trap, Kernel):
             raise ValueError(f"max_threads must be at least 1, not {max_threads!r}")
         self.max_threads = max_threads       # run_in_thread's pool (None: threads.py's default)
         self._at_close: list[Any] = []       # library code's clean-ups: see at_close()
+        self.polls = 0                       # cycles that polled, and those that did not:
+        self._unpolled = 0                   # one count per cycle (see the cycles property)
+        self._monitor: Any = None            # the console, if asked for (pyos/monitor)
+        if monitor is None:
+            monitor = os.environ.get("PYOS_MONITOR", "")
+        if monitor and str(monitor).lower() not in ("0", "no", "off", "false"):
+            from .monitor import Monitor  # imported only when asked for
+            try:
+                self._monitor = Monitor(self, monitor)
+            except BaseException:
+                self.close()
+                raise
         if self.timeline is not None:
             self.timeline.attach(self)
 
@@ -89,6 +102,11 @@ class Scheduler(Trap, Kernel):
     def dump_on_signal(self, signum: int) -> None:
         """Print ``ps`` with every task's stack to stderr whenever signal signum arrives."""
         dump_on_signal(self, signum)
+
+    @property
+    def cycles(self) -> int:
+        """How many times the main loop has gone round (for the monitor's ``stats``)."""
+        return self.polls + self._unpolled
 
     def call_soon_threadsafe(self, fn: Any, *args: Any) -> None:
         """From any thread: run fn(*args) in the kernel's thread at its next cycle.
@@ -107,8 +125,11 @@ class Scheduler(Trap, Kernel):
         self._at_close.append(fn)
 
     def close(self) -> None:
-        """Release what library code holds, the poller and the wake-up pipe, and write the
-        timeline.  The scheduler cannot run again."""
+        """Release the monitor, what library code holds, the poller and the wake-up pipe,
+        and write the timeline.  The scheduler cannot run again."""
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:      # first: its clients may still be asking the kernel
+            monitor.close()
         while self._at_close:
             fn = self._at_close.pop()
             try:
@@ -144,6 +165,9 @@ class Scheduler(Trap, Kernel):
     def _poll_io(self) -> None:
         if self._calls:    # from other threads (or signal handlers): they may wake tasks
             self._wakeup.run_calls()
+            if not self._tasks:  # they killed the last task: the loop ends, not a Deadlock
+                self._unpolled += 1
+                return
         poller = self._poller
         if poller.broken:  # waiters whose descriptor was closed under them: fail them first
             self._fail_broken()
@@ -151,6 +175,7 @@ class Scheduler(Trap, Kernel):
         jump = None        # a virtual clock's next deadline, reached if the poll finds nothing
         if self._ready:
             if not waiting:
+                self._unpolled += 1
                 return           # nothing to poll for and work to do: skip the syscall
             timeout: float | None = 0
         else:
@@ -165,7 +190,12 @@ class Scheduler(Trap, Kernel):
                 timeout = min(max(0.0, deadline - self._now()), self.max_block)
             if waiting and self._audit_due and timeout != 0:  # audit once idle (below)
                 timeout = self.audit_after if timeout is None else min(timeout, self.audit_after)
-        woken = poller.poll(timeout) if waiting or timeout != 0 else []
+        if waiting or timeout != 0:
+            self.polls += 1
+            woken = poller.poll(timeout)
+        else:
+            self._unpolled += 1
+            woken = []
         if self.trace and woken:
             log.info("woke %s", ", ".join(f"{t!r} ({self.describe(t)})" for t in woken))
         for task in woken:
