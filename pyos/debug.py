@@ -7,6 +7,7 @@ for, and where?".  These helpers answer it from the task's own bookkeeping
 
 from __future__ import annotations
 
+import logging
 import os
 import reprlib
 from collections.abc import Callable, Iterable
@@ -16,8 +17,11 @@ from typing import Any
 from .task import Task
 
 __all__ = [
-    "TaskInfo", "bad_yield", "deadlock_report", "describe_resumed", "format_ps", "task_info",
+    "TaskInfo", "bad_yield", "deadlock_report", "describe_resumed", "format_ps", "report_slow",
+    "task_info",
 ]
+
+log = logging.getLogger("pyos")
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,22 @@ def deadlock_report(tasks: Iterable[Task], describe: Callable[[Task], str]) -> s
     parts += [f"wait-for cycle: {cycle}" for cycle in cycles]
     parts += ["  " + line(task) for task in tasks]
     return "\n".join(parts)
+
+
+def report_slow(batch: list[Task], elapsed: float) -> None:
+    """The kernel went too long without polling: name who ran, and where the last is.
+
+    A batch is timed as a whole (scheduler.py), so with several tasks in it the hog is
+    one of them.
+    """
+    last = batch[-1]
+    where = last.frames()
+    at = "{}:{} in {}".format(*where[-1]) if where else None
+    if len(batch) == 1:
+        log.warning("%r ran %.0f ms without yielding; %s", last, elapsed * 1000,
+                    f"it is now at {at}" if at else "then exited")
+    else:
+        names = ", ".join(map(repr, batch[:3])) + (", ..." if len(batch) > 3 else "")
+        log.warning("%d tasks ran %.0f ms between two polls without yielding (%s); "
+                    "the last, %r, %s", len(batch), elapsed * 1000, names, last,
+                    f"is now at {at}" if at else "then exited")

@@ -30,7 +30,7 @@ import threading
 from time import perf_counter as clock
 from typing import Any
 
-from .debug import deadlock_report
+from .debug import deadlock_report, report_slow
 from .dump import dump_on_signal
 from .errors import Cancelled, Deadlock, TaskCancelled
 from .kernel import Kernel
@@ -288,24 +288,7 @@ class Scheduler(Trap, Kernel):
         for task in batch:
             task.cpu += share
         if elapsed > self.slow_task:
-            self._report_slow(batch, elapsed)
-
-    def _report_slow(self, batch: list[Task], elapsed: float) -> None:
-        """The kernel went too long without polling: name who ran, and where the last is.
-
-        A batch is timed as a whole, so with several tasks in it the hog is one of them.
-        """
-        last = batch[-1]
-        where = last.frames()
-        at = "{}:{} in {}".format(*where[-1]) if where else None
-        if len(batch) == 1:
-            log.warning("%r ran %.0f ms without yielding; %s", last, elapsed * 1000,
-                        f"it is now at {at}" if at else "then exited")
-        else:
-            names = ", ".join(map(repr, batch[:3])) + (", ..." if len(batch) > 3 else "")
-            log.warning("%d tasks ran %.0f ms between two polls without yielding (%s); "
-                        "the last, %r, %s", len(batch), elapsed * 1000, names, last,
-                        f"is now at {at}" if at else "then exited")
+            report_slow(batch, elapsed)
 
     def _abort(self) -> None:
         """The loop is being left by an exception (Ctrl-C, Deadlock): unwind every task."""
