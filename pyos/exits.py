@@ -96,7 +96,7 @@ class Exits:
             while (waiter := joiners._pop()) is not None:  # type: ignore[union-attr]
                 waiter.wait = None
                 self._deliver(waiter, task.tid, task.name, value, error)
-        else:
+        elif not main:   # (run() returns or raises main's: no later WaitTask needs it)
             self._outcomes.keep(task.tid, (task.name, value, error))
         if self._exit_hooks and (hooks := self._exit_hooks.pop(task.tid, None)):
             for hook in hooks:

@@ -191,3 +191,20 @@ def test_forgotten_values_are_warned_about_once_then_summarised(
         pyos.run(main(), keep_results=10)
     forgot = [r.getMessage() for r in caplog.records if "forgot" in r.getMessage()]
     assert len(forgot) == 2 and "490" in forgot[1], forgot
+
+
+def test_run_s_own_target_is_not_a_forgotten_outcome(caplog: pytest.LogCaptureFixture) -> None:
+    """run() returns its target's value itself: when the target ends before the tasks it
+    started, their later exits do not push it out of the table with a 'forgot' warning."""
+    def child():
+        yield
+        yield
+
+    def main():
+        for _ in range(20):
+            yield NewTask(child())
+        return "main's value"
+
+    with caplog.at_level(logging.WARNING, logger="pyos"):
+        assert pyos.run(main(), keep_results=3) == "main's value"
+    assert not [r for r in caplog.records if "forgot" in r.getMessage()]
