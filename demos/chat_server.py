@@ -276,10 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="log only trouble")
     parser.add_argument("--max-conns", type=int, default=10_000,
                         help="concurrent clients; more wait for a free slot")
-    parser.add_argument("--queue", type=int, default=1024, metavar="LINES",
+    parser.add_argument("--queue", type=int, default=2048, metavar="LINES",
                         help="lines waiting for a client before it is too slow")
     parser.add_argument("--max-line", type=int, default=1024, metavar="BYTES",
-                        help="the longest line a client may send")
+                        help="the longest line a client may send, newline included")
     parser.add_argument("--poller", choices=["epoll", "select"], default=None)
     args = parser.parse_args(argv)
     if args.idle < 0 or args.queue < 1 or args.max_line < 1:
