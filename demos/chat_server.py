@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import pyos
 from pyos import Cancelled, CancelTask, Queue, TaskGroup, current_tid, timeout_after
+from pyos.runtime import current_kernel
 
 log = logging.getLogger("chat")
 DEFAULT_PORT = 25001   # below Linux's ephemeral ports (32768-60999), next to the echo demo's
@@ -49,7 +50,7 @@ SHUTTING_DOWN = "* server shutting down"
 TOO_SLOW = "* you are too slow; goodbye"
 GOODBYE_LINE = "* goodbye"
 # Control characters (a line's own \r too) would let one client drive the others' terminals.
-UNPRINTABLE = {c: "?" for c in [*range(32), 127] if c != 9}
+UNPRINTABLE = {c: "?" for c in [*range(32), *range(127, 160)] if c != 9}
 
 
 class Client:
@@ -76,12 +77,14 @@ class Client:
 
     async def tell(self, text: str) -> None:
         if not self.offer(f"{text}\n".encode()):
-            await self.drop(TOO_SLOW)
+            await self.drop_slow()
 
-    async def drop(self, reason: str) -> None:
-        """Drop this client: its backlog goes at once, its session is cancelled."""
+    async def drop_slow(self) -> None:
+        """Its outbox is full: the backlog goes at once, and its session is cancelled."""
         if self.reason is None:
-            self.reason = reason
+            log.warning("%s (%s) dropped: %d lines behind", self.peer, self.nick,
+                        self.outbox.qsize())
+            self.reason = TOO_SLOW
             self.outbox.shutdown(immediate=True)
             if self.tid != current_tid():  # (its own session checks reason after each line)
                 await CancelTask(self.tid)
@@ -158,9 +161,7 @@ class Room:
         line = f"{text}\n".encode()            # one bytes object shared by every outbox
         slow = [c for c in self.clients.values() if c is not sender and not c.offer(line)]
         for client in slow:
-            log.warning("%s %s dropped: %d lines behind", client.nick, client.peer,
-                        client.outbox.qsize())
-            await client.drop(TOO_SLOW)
+            await client.drop_slow()
 
     async def session(self, sock: pyos.Socket, address: tuple) -> None:
         """One client's task (pyos.serve closes its socket when it ends)."""
@@ -249,6 +250,7 @@ async def chat(listener: pyos.Socket, room: Room, max_conns: int) -> None:
     The server runs in a task group, so if it ever failed, this task would be cancelled
     and the group would raise its error instead of leaving us waiting for a signal.
     """
+    current_kernel().dump_on_signal(signal.SIGUSR1)   # kill -USR1: what each task does
     async with pyos.SignalWatch(signal.SIGINT, signal.SIGTERM) as signals:
         host, port = listener.getsockname()[:2]
         print(f"chat server listening on {host}:{port}", flush=True)  # signals are ours now
@@ -289,21 +291,16 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # before the watch, and even if ignored
         signal.signal(signum, signal.default_int_handler)
     raise_fd_limit()
-    sched = pyos.Scheduler(poller=args.poller)
-    sched.dump_on_signal(signal.SIGUSR1)
     try:
         listener = pyos.listen(args.host, args.port)
     except OSError as exc:
         parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
     room = Room(args.idle or None, args.queue, args.max_line)
-    sched.new(chat(listener, room, args.max_conns), name="main")
-    try:
-        sched.mainloop()
-    except KeyboardInterrupt:  # a signal before the watch began: nobody to say goodbye to
-        log.warning("interrupted")
-    finally:
-        listener.close()
-        sched.close()
+    with listener:
+        try:   # (a failure of the server itself is raised here: a traceback and status 1)
+            pyos.run(chat(listener, room, args.max_conns), poller=args.poller)
+        except KeyboardInterrupt:  # a signal before the watch began: no client to greet
+            log.warning("interrupted")
     return 0
 
 
