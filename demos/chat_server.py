@@ -232,7 +232,9 @@ class Room:
         if not NICK.fullmatch(nick):
             await client.tell("* usage: /nick NAME, 1-16 letters, digits, _ . or - "
                               "(not first)")
-        elif nick.casefold() in self.clients and self.clients[nick.casefold()] is not client:
+        elif nick == client.nick:
+            await client.tell(f"* you are {nick} already")
+        elif self.clients.get(nick.casefold(), client) is not client:
             await client.tell(f"* {nick} is taken")
         else:
             old = client.nick
