@@ -51,8 +51,8 @@ def test_nick_is_validated_unique_and_announced(chat):
     b.expect(f"* {a.nick} is now alice")
     b.say("/nick ALICE", "/nick", "/nick -dash", "/nick " + "x" * 17, "/nick a b")
     b.expect("* ALICE is taken", USAGE, USAGE, USAGE, USAGE)
-    a.say("/nick Alice")            # one's own nick in other letters is no clash
-    a.expect("* you are now Alice")
+    a.say("/nick alice", "/nick Alice")   # one's own nick in other letters is no clash
+    a.expect("* you are alice already", "* you are now Alice")
     b.expect("* alice is now Alice")
     b.say("/NICK bob.2", "hi")
     b.expect("* you are now bob.2")
@@ -195,6 +195,26 @@ def test_a_signal_says_goodbye_to_every_client_and_exits_0(chat, signo):
     err = server.stderr()
     assert "Traceback" not in err
     assert f"{signo.name}: saying goodbye to every client (5)" in err
+
+
+def test_a_client_that_does_not_read_holds_up_shutdown_a_second_at_most(chat):
+    """Its writer is stuck with lines still queued (--queue is huge, so it is not dropped):
+    the others still get their goodbye, and the server exits 0 a second later."""
+    server = chat("--queue", "1000000")
+    stuck = Peer(server, rcvbuf=4096)
+    talker = Peer(server)
+    stuck.expect(f"* {talker.nick} has joined")
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:   # more than the socket can ever hold
+        lines = 2 * int(f.read().split()[2]) // 1000 + 2000
+    talker.sock.sendall(("s" * 999 + "\n").encode() * lines)
+    talker.say("/who")
+    talker.expect(f"* 2 here: {stuck.nick}, {talker.nick}", limit=10)   # all were read
+    began = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert talker.until_eof() == ["* server shutting down"]
+    assert server.proc.wait(5) == 0
+    assert 0.9 <= time.monotonic() - began < 2.5
+    assert "Traceback" not in server.stderr()
 
 
 def test_a_thousand_clients(chat):
