@@ -267,10 +267,11 @@ while data := sock.recv(65536):
 
 
 def test_nc_can_talk_to_it(chat):
-    """nc, if installed; else a plain blocking socket client in a subprocess, as nc is."""
+    """nc (or ncat, or netcat) if installed; else a plain socket client in a subprocess,
+    which reads its input and prints what comes back as nc does."""
     server = chat()
     other = Peer(server)
-    nc = shutil.which("nc")
+    nc = next(filter(None, map(shutil.which, ("nc", "ncat", "netcat"))), None)
     cmd = [nc] if nc else [sys.executable, "-c", NC_STAND_IN]
     proc = subprocess.Popen([*cmd, "127.0.0.1", str(server.port)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
