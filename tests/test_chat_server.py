@@ -177,7 +177,7 @@ def test_an_idle_client_is_told_and_dropped(chat):
     assert "idle for 0.5 s; goodbye" in server.stderr()
 
 
-@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_a_signal_says_goodbye_to_every_client_and_exits_0(chat, signo):
     server = chat()
     peers = join(server, 5)
