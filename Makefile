@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 # below Linux's ephemeral ports (32768-60999), which a client may hold right after `make test`
 PORT   ?= 25000
+CHAT_PORT ?= 25001
 
-.PHONY: demo test lint bench tour pipeline timeline-picture clean
+.PHONY: demo chat test lint bench tour pipeline timeline-picture clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 demo: $(STAMP)  ## run the echo server (Ctrl-C stops it)
 	$(PY) demos/echo_server.py --host $(HOST) --port $(PORT)
+
+chat: $(STAMP)  ## run the chat server (nc to it; Ctrl-C says goodbye to every client)
+	$(PY) demos/chat_server.py --host $(HOST) --port $(CHAT_PORT)
 
 tour: $(STAMP)  ## a tour of the system calls
 	$(PY) demos/tasks.py

@@ -60,13 +60,14 @@ def as_fd(request):
 
 @pytest.fixture
 def start(tmp_path):
-    """start(*args) launches a server; every one is killed at teardown."""
+    """start(*args, demo=...) launches a demo server (the echo server unless told);
+    every one is killed at teardown."""
     servers: list[Server] = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
 
-    def launch(*args: str) -> Server:
-        servers.append(Server(tmp_path, *args))
+    def launch(*args: str, demo: str = "echo_server.py") -> Server:
+        servers.append(Server(tmp_path, *args, demo=demo))
         return servers[-1]
 
     yield launch

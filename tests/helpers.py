@@ -179,15 +179,17 @@ def line_of(func, text: str) -> int:
     return hits[0]
 
 
-# -- The echo server demo as a subprocess -------------------------------------------------
+# -- The demo servers as subprocesses -----------------------------------------------------
 class Server:
-    """A running echo server: its process, port and stderr (a file: it never blocks on it)."""
+    """A running demo server (the echo server unless told): its process, port and stderr
+    (a file: it never blocks on it)."""
 
-    def __init__(self, tmp_path: Path, *args: str, preexec_fn=None) -> None:
+    def __init__(self, tmp_path: Path, *args: str, preexec_fn=None,
+                 demo: str = "echo_server.py") -> None:
         self.stderr_path = tmp_path / f"server-{time.monotonic_ns()}.err"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, str(DEMOS / "echo_server.py"), "--port", "0", *args],
+                [sys.executable, str(DEMOS / demo), "--port", "0", *args],
                 stdout=subprocess.PIPE, stderr=err, preexec_fn=preexec_fn)
         ready, _, _ = select.select([self.proc.stdout], [], [], 10)
         line = self.proc.stdout.readline().decode() if ready else ""
