@@ -2,10 +2,12 @@
 
     python demos/chat_server.py [--host 127.0.0.1] [--port 25001] [--idle SECONDS] [-q]
                                 [--max-conns N] [--queue LINES] [--max-line BYTES]
+                                [--monitor [ADDRESS]]
 
 Talk to it with ``nc 127.0.0.1 25001``: a line is sent to everyone else, ``/nick NAME``
 renames you, ``/who`` lists who is here, ``/quit`` leaves.  SIGTERM or Ctrl-C says
-"* server shutting down" to every client, closes them and exits 0.
+"* server shutting down" to every client, closes them and exits 0.  ``--monitor`` opens
+the monitor console (``python -m pyos.monitor``) on the default socket, or at ADDRESS.
 
 The design, as it would be in asyncio or trio:
 
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import pyos
 from pyos import Cancelled, CancelTask, Queue, TaskGroup, current_tid, timeout_after
+from pyos.monitor.address import parse_address
 from pyos.runtime import current_kernel
 
 log = logging.getLogger("chat")
@@ -285,9 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-line", type=int, default=1024, metavar="BYTES",
                         help="the longest line a client may send, newline included")
     parser.add_argument("--poller", choices=["epoll", "select"], default=None)
+    parser.add_argument("--monitor", nargs="?", const=True, default=None, metavar="ADDRESS",
+                        help="open the monitor console: unix:PATH, tcp:127.0.0.1:PORT, "
+                             "or nothing for the default socket")
     args = parser.parse_args(argv)
     if args.idle < 0 or args.queue < 1 or args.max_line < 1:
         parser.error("--idle must be >= 0, --queue and --max-line >= 1")
+    if args.monitor is not None:
+        try:
+            parse_address(args.monitor)        # loopback only: refused here, before binding
+        except ValueError as exc:
+            parser.exit(2, f"cannot open the monitor console: {exc}\n")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s")
     for signum in (signal.SIGINT, signal.SIGTERM):  # before the watch, and even if ignored
@@ -300,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     room = Room(args.idle or None, args.queue, args.max_line)
     with listener:
         try:   # (a failure of the server itself is raised here: a traceback and status 1)
-            pyos.run(chat(listener, room, args.max_conns), poller=args.poller)
+            pyos.run(chat(listener, room, args.max_conns), poller=args.poller,
+                     monitor=args.monitor)
         except KeyboardInterrupt:  # a signal before the watch began: no client to greet
             log.warning("interrupted")
     return 0

@@ -36,3 +36,29 @@ def test_the_echo_demo_with_a_monitor_and_the_client(start, tmp_path, monkeypatc
     client.close()
     server.interrupt()
     assert not path.exists()
+
+
+def test_the_chat_demo_with_a_monitor(start, tmp_path, monkeypatch):
+    """The chat demo takes --monitor too: its sessions and their writers show in ps."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    server = start("--monitor", demo="chat_server.py")
+    path = tmp_path / f"pyos-monitor-{server.proc.pid}.sock"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    client = server.connect()
+    client.settimeout(LIMIT)
+    assert client.recv(200)                   # its welcome: the session is running
+    out = subprocess.run(
+        [sys.executable, "-m", "pyos.monitor", str(server.proc.pid), "-c", "ps"],
+        capture_output=True, text=True, timeout=LIMIT)
+    assert out.returncode == 0, out.stderr
+    assert "session 127.0.0.1:" in out.stdout, out.stdout
+    client.close()
+    server.interrupt()
+    assert not path.exists()
+
+
+def test_the_chat_demo_refuses_a_monitor_outside_loopback(tmp_path):
+    demo = os.path.join(os.path.dirname(__file__), "..", "demos", "chat_server.py")
+    out = subprocess.run([sys.executable, demo, "--port", "0", "--monitor", "tcp:8.8.8.8:1"],
+                         capture_output=True, text=True, timeout=LIMIT)
+    assert out.returncode == 2 and "loopback" in out.stderr, out.stderr
