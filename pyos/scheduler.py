@@ -262,8 +262,9 @@ class Scheduler(Trap, Kernel):
             except BaseException as exc:  # its innermost frame returned or raised: served
                 ended = exc               # below, or what the task raises next gets this
             else:                         # handler's exception as its __context__
-                if value is None:
-                    requeue(task)          # a bare yield: the common case, kept short
+                if value is None:          # a bare yield: the common case, kept short
+                    task.sendval = None    # (it evaluates to None, not to the last answer)
+                    requeue(task)
                 elif (value.__class__ is ReadWait and not self._cancels
                       and (ref := reading.get(fd := value.fd)) is not None
                       and ref() is value.file and fd not in readers):

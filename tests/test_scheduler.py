@@ -237,3 +237,20 @@ def test_a_scheduler_runs_in_one_thread_at_a_time() -> None:
     thread.join(5)
     sched.close()
     assert len(errors) == 1 and "another thread" in errors[0]
+
+
+def test_a_bare_yield_evaluates_to_none_whatever_came_before() -> None:
+    """A bare yield gives up the processor and evaluates to None, as the README says: not
+    to the answer of the system call or the sub-call before it."""
+    def sub():
+        return "sub's value"
+        yield
+
+    def main():
+        tid = yield pyos.GetTid()
+        after_call = yield
+        value = yield sub()
+        after_sub = yield
+        return tid, after_call, value, after_sub
+
+    assert pyos.run(main()) == (1, None, "sub's value", None)
