@@ -204,3 +204,39 @@ def test_waiter_on_a_socket_closed_behind_the_kernels_back_fails_despite_a_long_
     a, _ = socketpair
     assert _fail_closed_waiter_next_to_a_long_sleeper(
         sched, lambda: (yield ReadWait(a)), a.close) == [errno.EBADF]
+
+
+def test_a_broken_waiter_that_timed_out_and_waits_again_is_not_failed(vsched, socketpair):
+    """A waiter found broken by the idle audit whose deadline falls due in the same cycle
+    gets its TaskTimeout; then it waits on another, healthy socket: that wait must not be
+    failed with EBADF by the stale broken entry (nor the socket left with a registration
+    nobody owns)."""
+    a, _ = socketpair
+    c, d = socket.socketpair()
+    record: list[object] = []
+
+    def waiter():
+        try:
+            yield pyos.timeout_after(1, ReadWait(a))
+        except pyos.TaskTimeout:
+            record.append("timeout")
+        try:
+            yield ReadWait(c)
+            record.append(("read", c.recv(10)))
+        except OSError as exc:
+            record.append(("error", exc.errno))
+
+    def closer():
+        a.close()                  # behind the kernel's back: the audit finds it
+        vsched.clock.advance(2)    # ... in the cycle in which the deadline is due
+        return
+        yield
+
+    def sender():
+        yield Sleep(5)
+        d.send(b"hi")
+
+    with c, d:
+        run(vsched, waiter(), closer(), sender())
+    assert record == ["timeout", ("read", b"hi")]
+    assert len(vsched._poller) == 0 and vsched._poller.broken == []
