@@ -240,3 +240,35 @@ def test_a_broken_waiter_that_timed_out_and_waits_again_is_not_failed(vsched, so
         run(vsched, waiter(), closer(), sender())
     assert record == ["timeout", ("read", b"hi")]
     assert len(vsched._poller) == 0 and vsched._poller.broken == []
+
+
+def test_reading_again_from_a_socket_closed_behind_the_kernels_back_fails_at_once(
+    sched, socketpair,
+):
+    """A task that read a message, closed its socket behind the kernel's back and reads
+    again gets EBADF at once, as a first read does: the run loop's shortcut for a socket
+    reading again must not take a stale registration for a live one (the task would hang
+    until the kernel next idles)."""
+    a, b = socketpair
+    sock, record = pyos.Socket(a), []
+
+    async def reader():
+        record.append(await sock.recv(10))   # short: the next recv waits first
+        a.close()
+        try:
+            await sock.recv(10)
+            record.append("woke")
+        except OSError as exc:
+            record.append(exc.errno)
+
+    def spinner():
+        for _ in range(100):                  # never idle meanwhile: no audit
+            yield
+        record.append("spun")
+
+    def writer():
+        b.send(b"hi")
+        yield
+
+    run(sched, reader(), writer(), spinner())
+    assert record == [b"hi", errno.EBADF, "spun"]
