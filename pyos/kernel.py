@@ -49,6 +49,11 @@ class JoinQueue(WaitQueue):
     def describe(self, now: float) -> str:
         return f"waiting for task {self.tid}"
 
+    def cancel(self, kernel: Any, task: Task) -> None:
+        super().cancel(kernel, task)
+        if not len(self):                  # the last waiter left: no join entry stays
+            kernel._joins.pop(self.tid, None)
+
 
 class Kernel(Cancellation, Exits):
     """Tasks and what they wait for.  ``Scheduler`` adds the loop that runs them."""
@@ -69,8 +74,8 @@ class Kernel(Cancellation, Exits):
         self._main_tid = 0
         self._main_outcome: tuple[Any, BaseException | None] = (None, None)
         self.current: Task | None = None     # the task running now (runtime.current_tid)
-        # task -> (its run count, value, give_back) for values handed over: see hand()
-        self._handoffs: dict[Task, tuple[int, Any, Callable[[Any], None]]] = {}
+        # task -> (its run count, give_back) for values handed over: see hand()
+        self._handoffs: dict[Task, tuple[int, Callable[[Any], None]]] = {}
         self._joins: dict[int, JoinQueue] = {}    # tid -> the tasks waiting for it to end
         self._prune_handoffs_at = 64
         self._caller: Task | None = None     # the task whose system call is being handled
@@ -122,12 +127,13 @@ class Kernel(Cancellation, Exits):
 
         If task is killed before it runs, ``give_back(value)`` is called.  Whether it has
         run since is told by its run count, so the record costs the run loop nothing; the
-        records of tasks that have run are dropped now and then, not to hold the values.
+        records of tasks that have run are dropped now and then.  A record does not hold
+        the value: until the task runs, its ``sendval`` does, and no longer than that.
         """
         handoffs = self._handoffs
-        handoffs[task] = (task.runs, value, give_back)
+        handoffs[task] = (task.runs, give_back)
         if len(handoffs) > self._prune_handoffs_at:
-            for stale in [t for t, (runs, _, _) in handoffs.items() if t.runs != runs]:
+            for stale in [t for t, (runs, _) in handoffs.items() if t.runs != runs]:
                 del handoffs[stale]
             self._prune_handoffs_at = max(64, 2 * len(handoffs))
         self.wake(task, value)
@@ -195,10 +201,13 @@ class Kernel(Cancellation, Exits):
             raise RuntimeError(f"{waiter!r} cannot wait for itself")
         target = self._tasks.get(tid)
         if target is not None:
+            if self._cancels and self._blocking(waiter):
+                return               # (before making a join entry nobody would use)
             queue = self._joins.get(tid)
             if queue is None:
                 queue = self._joins[tid] = JoinQueue(tid)
-            self.park(waiter, queue)
+            queue.add(self, waiter)
+            waiter.wait = queue
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
             self._deliver(waiter, tid, *self._outcomes.collect(tid))
         else:
@@ -214,7 +223,7 @@ class Kernel(Cancellation, Exits):
             wait.cancel(self, task)
         handoff = self._handoffs.pop(task, None) if self._handoffs else None
         if handoff is not None and handoff[0] == task.runs and task is not self.current:
-            handoff[2](handoff[1])   # handed a value it never saw: give it back first
+            handoff[1](task.sendval)   # handed a value it never saw: give it back first
         current, self.current = self.current, task   # its finally blocks run as itself
         try:
             task.close()

@@ -67,11 +67,13 @@ class Poller:
             raise
 
     def cancel(self, fd: int, event: str, task: Any) -> None:
-        """Forget task's wait for (fd, event), for a task that is being killed."""
+        """Forget task's wait for (fd, event): it is killed, cancelled or scheduled."""
         table = self.readers if event == READ else self.writers
         if table.get(fd) is task:  # not a broken waiter's number, now another task's
             del table[fd]
             self._disarm(fd)
+        elif task in self.broken:  # broken, not yet failed: its next wait must not be
+            self.broken.remove(task)
 
     def audit(self) -> None:
         """Find descriptors closed behind the kernel's back; their waiters become broken."""

@@ -267,9 +267,11 @@ class Scheduler(Trap, Kernel):
                     requeue(task)
                 elif (value.__class__ is ReadWait and not self._cancels
                       and (ref := reading.get(fd := value.fd)) is not None
-                      and ref() is value.file and fd not in readers):
+                      and (file := ref()) is value.file and fd not in readers
+                      and file.fileno() == fd):   # (and not closed since: add()'s test)
                     readers[fd] = task     # a socket reading again, as after each message:
                     task.wait = value      # its registration stands (_trap does the rest)
+                    task.sendval = None
                 else:
                     self._trap(task, value)
                 task.runs += 1

@@ -86,7 +86,7 @@ class Trap:
                     return
                 budget -= 1
             elif value is None:
-                task.sendval = None
+                task.sendval = None      # a bare yield evaluates to None
                 self._ready.append(task)
                 return
             elif type(value) in COROUTINE_TYPES:

@@ -132,6 +132,7 @@ class Waits:
         return {"readers": len(poller.readers), "writers": len(poller.writers),
                 "timers": len(self.sched._timers), "queue": len(self.q),
                 "joiners": len(joiners) if joiners is not None else 0,
+                "join entries": int(self.other in self.sched._joins),
                 "cancels": len(self.sched._cancels)}
 
     def finish(self):
@@ -145,7 +146,8 @@ class Waits:
         return self.a.recv(10)
 
 
-NOTHING = {"readers": 0, "writers": 0, "timers": 0, "queue": 0, "joiners": 0, "cancels": 0}
+NOTHING = {"readers": 0, "writers": 0, "timers": 0, "queue": 0, "joiners": 0,
+           "join entries": 0, "cancels": 0}
 
 
 class Park(SystemCall):

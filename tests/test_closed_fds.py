@@ -204,3 +204,71 @@ def test_waiter_on_a_socket_closed_behind_the_kernels_back_fails_despite_a_long_
     a, _ = socketpair
     assert _fail_closed_waiter_next_to_a_long_sleeper(
         sched, lambda: (yield ReadWait(a)), a.close) == [errno.EBADF]
+
+
+def test_a_broken_waiter_that_timed_out_and_waits_again_is_not_failed(vsched, socketpair):
+    """A waiter found broken by the idle audit whose deadline falls due in the same cycle
+    gets its TaskTimeout; then it waits on another, healthy socket: that wait must not be
+    failed with EBADF by the stale broken entry (nor the socket left with a registration
+    nobody owns)."""
+    a, _ = socketpair
+    c, d = socket.socketpair()
+    record: list[object] = []
+
+    def waiter():
+        try:
+            yield pyos.timeout_after(1, ReadWait(a))
+        except pyos.TaskTimeout:
+            record.append("timeout")
+        try:
+            yield ReadWait(c)
+            record.append(("read", c.recv(10)))
+        except OSError as exc:
+            record.append(("error", exc.errno))
+
+    def closer():
+        a.close()                  # behind the kernel's back: the audit finds it
+        vsched.clock.advance(2)    # ... in the cycle in which the deadline is due
+        return
+        yield
+
+    def sender():
+        yield Sleep(5)
+        d.send(b"hi")
+
+    with c, d:
+        run(vsched, waiter(), closer(), sender())
+    assert record == ["timeout", ("read", b"hi")]
+    assert len(vsched._poller) == 0 and vsched._poller.broken == []
+
+
+def test_reading_again_from_a_socket_closed_behind_the_kernels_back_fails_at_once(
+    sched, socketpair,
+):
+    """A task that read a message, closed its socket behind the kernel's back and reads
+    again gets EBADF at once, as a first read does: the run loop's shortcut for a socket
+    reading again must not take a stale registration for a live one (the task would hang
+    until the kernel next idles)."""
+    a, b = socketpair
+    sock, record = pyos.Socket(a), []
+
+    async def reader():
+        record.append(await sock.recv(10))   # short: the next recv waits first
+        a.close()
+        try:
+            await sock.recv(10)
+            record.append("woke")
+        except OSError as exc:
+            record.append(exc.errno)
+
+    def spinner():
+        for _ in range(100):                  # never idle meanwhile: no audit
+            yield
+        record.append("spun")
+
+    def writer():
+        b.send(b"hi")
+        yield
+
+    run(sched, reader(), writer(), spinner())
+    assert record == [b"hi", errno.EBADF, "spun"]

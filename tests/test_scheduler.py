@@ -14,7 +14,7 @@ import pytest
 from helpers import noop, record_steps, run
 
 import pyos
-from pyos import GetTid, NewTask, Sleep, SystemCall
+from pyos import GetTid, NewTask, ReadWait, Sleep, SystemCall, WaitTask
 
 
 class Echo(SystemCall):
@@ -123,6 +123,59 @@ def test_immediate_calls_continue_the_turn_and_bare_yields_end_it(sched: pyos.Sc
     run(sched, main(), record_steps(record, "other", 2))
     assert record == [("main", 1, "echo"), ("other", 0), ("child", 0), "main again", ("other", 1)]
 
+
+
+def test_a_bare_yield_evaluates_to_none_after_a_wait_that_returned_a_value(
+    sched: pyos.Scheduler,
+) -> None:
+    """The README's table: a bare ``yield`` evaluates to None.  Not to whatever the task's
+    last wait was woken with (an item, a lock's guard, another task's result), neither in
+    the task's own frame nor in a sub-coroutine it called."""
+    q, record = pyos.WaitQueue(), []
+
+    def sub():
+        record.append(("sub", (yield)))
+
+    def taker():
+        record.append((yield q.park()))
+        record.append((yield))
+        yield sub()
+        record.append((yield WaitTask(tid)))
+        record.append((yield))
+
+    def giver():
+        yield
+        q.wake("item")
+        return "result"
+
+    tid = sched.new(giver())
+    sched.new(taker())
+    sched.mainloop()
+    assert record == ["item", None, ("sub", None), "result", None]
+
+
+def test_waiting_to_read_again_evaluates_to_none(sched: pyos.Scheduler, socketpair) -> None:
+    """``yield ReadWait(sock)`` evaluates to None, also when the run loop's shortcut for a
+    socket reading again serves it (epoll: the registration stands since the last read)."""
+    a, b = socketpair
+    q, record = pyos.WaitQueue(), []
+
+    def reader():
+        yield ReadWait(a)
+        record.append(a.recv(10))
+        record.append((yield q.park()))
+        record.append((yield ReadWait(a)))
+        record.append(a.recv(10))
+
+    def writer():
+        b.send(b"one")
+        yield Sleep(0.01)
+        q.wake("value")
+        yield Sleep(0.01)
+        b.send(b"two")
+
+    run(sched, reader(), writer())
+    assert record == [b"one", "value", None, b"two"]
 
 @pytest.mark.parametrize("budget", [None, 5])
 def test_calls_per_turn_limits_a_run_of_immediate_calls(

@@ -8,7 +8,9 @@ takes a parked task out in O(1) and leaves no slot behind.  Time is virtual.
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 
 import pytest
 
@@ -344,6 +346,33 @@ def test_hand_skips_a_waiter_that_was_cancelled() -> None:
     assert record == [True, ("b", "token")]
     assert back == []
 
+
+
+def test_a_handed_value_is_not_kept_once_its_taker_has_run() -> None:
+    """The kernel's record of a hand-off (to give the value back if the taker is killed
+    before it runs) must not keep the value alive once the taker has seen it: a worker
+    that dropped its last 100 MB job and waits for the next one holds nothing."""
+    class Job:
+        pass
+
+    q, record = WaitQueue("jobs"), []
+
+    def worker():
+        job = yield q.park()
+        record.append(weakref.ref(job))
+        del job
+        yield Sleep(10)          # alive, and no longer holding the job
+
+    def main():
+        yield NewTask(worker())
+        yield
+        q.hand(Job(), lambda job: None)
+        yield Sleep(1)           # the worker has run and dropped it
+        gc.collect()
+        record.append(record[0]() is None)
+
+    run(main())
+    assert record[1:] == [True]
 
 # -- Deadlock, ps and the trace -------------------------------------------------------------
 def test_tasks_parked_where_nothing_can_wake_them_are_a_deadlock_naming_the_queue() -> None:
