@@ -227,7 +227,7 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         add(f"echo {conns} conns x 100 B, timeout_after on every recv: pyos-timeout / pyos",
             pyos_cost and pyos_cost[0], 0.85, True, "x", "asyncio-timeout / asyncio-streams: "
             + (f"{asyncio_cost[0]:.2f}x" if asyncio_cost else "n/a")
-            + (f"; client-bound: {', '.join(bound)}" if bound else ""))
+            + "".join(f"; {b}" for b in bound))
     for conns in (10, 100):
         pyos = summary.get(f"pyos|{conns}|100", {})
         uv = summary.get(f"uvloop-protocol|{conns}|100", {}).get("user_us")

@@ -11,18 +11,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from echo import CLIENT_BOUND
+
 #: What a timeout on every read is measured against: (with timeouts, without), per runtime.
 TIMEOUT_PAIRS = (("pyos-timeout", "pyos"), ("asyncio-timeout", "asyncio-streams"))
 
 
 def timeout_costs(summary: dict[str, Any], conns: int) -> tuple[list[Any], list[str]]:
-    """Per TIMEOUT_PAIRS: (round trips kept, user µs added) or None; the client-bound."""
+    """Per TIMEOUT_PAIRS: (round trips kept, user µs added) or None; and what bounds them.
+
+    A ratio says little where the client set the pace, or where the server sat idle
+    (one connection: each round trip waits on the other side), so those are named.
+    """
     costs, bound = [], []
     for pair in TIMEOUT_PAIRS:
         t, p = (summary.get(f"{n}|{conns}|100", {}) for n in pair)
         ok = "rps" in t and "rps" in p
         costs.append((t["rps"] / p["rps"], t["user_us"] - p["user_us"]) if ok else None)
-        bound += [n for n, r in zip(pair, (t, p), strict=True) if r.get("client_bound")]
+        for name, r in zip(pair, (t, p), strict=True):
+            if r.get("client_bound"):
+                bound.append(f"{name} client-bound")
+            elif r.get("server_share", 1.0) < CLIENT_BOUND:
+                bound.append(f"{name} idle {1 - r['server_share']:.0%}")
     return costs, bound
 
 
@@ -39,7 +49,7 @@ def timeouts_md(summary: dict[str, Any], conns: list[int]) -> list[str]:
            "asyncio.timeout(60)` around `reader.read(n)`.  Round trips kept (with / without; "
            "pyos's target >= 0.85x) and user µs added per round trip.", "",
            "| connections | pyos-timeout / pyos | user µs added | asyncio-timeout / "
-           "asyncio-streams | user µs added | client-bound |", "|---:|---:|---:|---:|---:|---|"]
+           "asyncio-streams | user µs added | bounded by |", "|---:|---:|---:|---:|---:|---|"]
     for c in conns:
         costs, bound = timeout_costs(summary, c)
         cells = [f"{x[0]:.2f}x | {x[1]:+.2f}" if x else "n/a | n/a" for x in costs]
