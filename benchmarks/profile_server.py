@@ -1,6 +1,6 @@
 """Profile the pyos echo server under load: where does its CPU go per round trip?
 
-    python benchmarks/profile_server.py [--conns 100] [--size 100] [--duration 5]
+    python benchmarks/profile_server.py [--conns 100] [--size 100] [--duration 5] [--timeout]
 
 Why: the targets compare pyos against peers; when it falls short, the answer is in the
 server's own functions.  This runs demos/echo_server.py under cProfile (unchanged, as
@@ -8,6 +8,8 @@ the benchmark runs it), drives it with benchmarks/client.py, stops it with SIGIN
 demo unwinds cleanly, so cProfile writes its data) and prints the functions by own time,
 with a per-round-trip figure.  cProfile slows Python code several-fold, so read the
 shares, not the absolute times.  For the switch loop: ``switches.py pyos --profile``.
+``--timeout`` profiles benchmarks/servers/pyos_timeout_server.py instead: the same server
+with every recv under ``timeout_after``, to see what the deadline costs and where.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--timeout", action="store_true",
+                        help="profile the server whose every recv runs under timeout_after")
     args = parser.parse_args(argv)
+    script = (BENCH / "servers" / "pyos_timeout_server.py" if args.timeout
+              else ROOT / "demos" / "echo_server.py")
     out = tempfile.NamedTemporaryFile(suffix=".prof", delete=False).name
     server = subprocess.Popen(
-        [sys.executable, "-m", "cProfile", "-o", out, str(ROOT / "demos" / "echo_server.py"),
-         "-q", "--port", "0"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        [sys.executable, "-m", "cProfile", "-o", out, str(script), "-q", "--port", "0"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert server.stdout is not None
     port = int(server.stdout.readline().rsplit(":", 1)[1])
     if SERVER_CPU is not None:

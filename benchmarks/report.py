@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from timeout_report import timeout_costs, timeouts_md
+
 BASE = "asyncio-protocol"  # the column every echo server's ratio is taken against
 
 
@@ -146,6 +148,7 @@ def echo_md(echo: dict[str, Any]) -> list[str]:
                 f"{_f(100 * r['client_share'])}% | {_f(100 * r.get('others_share', 0))}% | "
                 f"{'; '.join(notes)} |")
         out.append("")
+    out += timeouts_md(summary, sorted({c for c, s in points if s == 100}))
     deaths = {n: v["deaths"] for n, v in echo["servers"].items() if v["deaths"]}
     if deaths:
         out += [f"Servers that died and were restarted: {deaths}", ""]
@@ -219,6 +222,12 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"echo {conns} conns x 100 B: pyos / {peer}", ratio, goal, True, "x",
                 "; ".join(([f"client-bound: {', '.join(bound)}"] if bound else [])
                           + ([f"noisy: {', '.join(noisy)}"] if noisy else [])))
+    for conns in (10, 100):   # what a deadline on every read costs, beside asyncio's
+        (pyos_cost, asyncio_cost), bound = timeout_costs(summary, conns)
+        add(f"echo {conns} conns x 100 B, timeout_after on every recv: pyos-timeout / pyos",
+            pyos_cost and pyos_cost[0], 0.85, True, "x", "asyncio-timeout / asyncio-streams: "
+            + (f"{asyncio_cost[0]:.2f}x" if asyncio_cost else "n/a")
+            + "".join(f"; {b}" for b in bound))
     for conns in (10, 100):
         pyos = summary.get(f"pyos|{conns}|100", {})
         uv = summary.get(f"uvloop-protocol|{conns}|100", {}).get("user_us")

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         conns = [10, 100] if quick else [1, 10, 100, 1000]
         sizes = [100] if quick else [100, 10240]
         names = ["pyos", "asyncio-streams", "asyncio-protocol", "uvloop-protocol", "curio",
-                 "trio", "epoll-callbacks", "generator-floor"]
+                 "trio", "epoll-callbacks", "generator-floor", "pyos-timeout",
+                 "asyncio-timeout"]
         res["echo"] = run_echo(
             names, [(c, s) for s in sizes for c in conns], args.passes or (3 if quick else 4),
             args.duration or (0.5 if quick else 1.5), 0.2 if quick else 0.3, log,
