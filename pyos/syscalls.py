@@ -38,6 +38,9 @@ __all__ = [
 class SystemCall:
     """Base class of everything a task may yield to the kernel."""
 
+    # Slots, so that a subclass that declares its own is a small object (a subclass that
+    # does not, as in Beazley's protocol, still has a __dict__ for its arguments).
+    __slots__ = ("sched", "task")
     task: Task
     sched: Scheduler
 
@@ -50,7 +53,7 @@ class SystemCall:
         return (yield self)
 
     def __repr__(self) -> str:
-        args = ", ".join(_short(v) for k, v in vars(self).items()
+        args = ", ".join(_short(v) for k, v in getattr(self, "__dict__", {}).items()
                          if k not in ("task", "sched", "file"))
         return f"{type(self).__name__}({args})"
 

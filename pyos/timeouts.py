@@ -24,6 +24,7 @@ from collections.abc import Generator
 from typing import Any
 
 from .errors import Cancelled, TaskTimeout
+from .runtime import current_kernel
 from .syscalls import SystemCall, check_seconds
 from .task import COROUTINE_TYPES
 
@@ -32,6 +33,9 @@ __all__ = ["TimeoutScope", "ignore_after", "timeout_after"]
 
 class TimeoutScope(SystemCall):
     """A deadline over a block of code.  Yield (or ``async with``) it to enter it."""
+
+    __slots__ = ("_kernel", "_owner", "_state", "deadline", "expired", "ignore", "seconds",
+                 "timer")
 
     def __init__(self, seconds: float | None, ignore: bool) -> None:
         if seconds is not None:
@@ -49,15 +53,19 @@ class TimeoutScope(SystemCall):
         kind = "ignore_after" if self.ignore else "timeout_after"
         return f"{kind}({self.seconds})"
 
-    # Entering: the kernel handles the yield.
+    # Entering: the kernel handles the yield (or _run makes the same plain call).
     def handle(self) -> None:
+        self._enter(self.sched, self.task)
+        self.task.sendval = self
+        self.sched.schedule(self.task)
+
+    def _enter(self, kernel: Any, task: Any) -> None:
+        """Fix the deadline now, on task: a plain call, which never blocks."""
         if self._state != "new":
             raise RuntimeError(f"{self!r} was already entered: make a new scope each time")
         self._state = "entered"
-        self._kernel, self._owner = self.sched, self.task
-        self.sched.enter_scope(self.task, self, self.seconds)
-        self.task.sendval = self
-        self.sched.schedule(self.task)
+        self._kernel, self._owner = kernel, task
+        kernel.enter_scope(task, self, self.seconds)
 
     def __enter__(self) -> TimeoutScope:
         if self._state != "entered":
@@ -110,7 +118,12 @@ def _run(scope: TimeoutScope, op: Any, default: Any) -> Generator[Any, Any, Any]
     anything else, which the kernel rejects with advice) is yielded to the kernel.
     """
     result = default
-    with (yield scope):
+    kernel = current_kernel()
+    if kernel is not None and kernel.current is not None:
+        scope._enter(kernel, kernel.current)   # entering never blocks: no trip through
+    else:                                      # the kernel, as for the block form
+        yield scope
+    with scope:
         if type(op) in COROUTINE_TYPES:
             result = yield from op
         else:
