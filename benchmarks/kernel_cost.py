@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import pstats
 import socket
 import sys
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--profile", action="store_true",
                         help="profile the handler with timeout_after instead of timing")
+    parser.add_argument("--json", action="store_true", help="one JSON object (for run.py)")
     args = parser.parse_args()
     if args.profile:
         profile(args.conns, args.rounds // 4, 25)
@@ -160,6 +162,10 @@ def main() -> None:
         for name, run in runs.items():
             best[name] = min(best[name], run())
     pyos_, floor, timed = best["pyos"], best["floor"], best["timeout"]
+    if args.json:
+        print(json.dumps({"pyos_ns": pyos_, "floor_ns": floor, "timeout_ns": timed,
+                          "conns": args.conns, "repeat": args.repeat}))
+        return
     print(f"pyos    {pyos_:6.0f} ns per round trip ({args.conns} connections, best of "
           f"{args.repeat})\nfloor   {floor:6.0f} ns\nkernel  {pyos_ - floor:6.0f} ns per round "
           f"trip for ids, accounting, checks and fault isolation (pyos / floor "

@@ -1,6 +1,6 @@
 """``make bench``: pyos against asyncio, uvloop, curio, trio, bare epoll and generator loops.
 
-    python benchmarks/run.py [--quick] [--only switches,memory,primitives,echo,c10k,workers]
+    python benchmarks/run.py [--quick] [--only kernel,switches,memory,primitives,echo,c10k,workers]
 
 Why one entry point: the numbers only mean something as ratios between schedulers
 measured in the same run on the same machine, so one script measures them all, prints
@@ -90,7 +90,7 @@ def interleaved(names: list[str], runs: int, argv_of: Any, key: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
-    parser.add_argument("--only", default="switches,memory,primitives,echo,c10k,workers",
+    parser.add_argument("--only", default="kernel,switches,memory,primitives,echo,c10k,workers",
                         help="comma-separated sections to run")
     parser.add_argument("--passes", type=int, help="echo passes per point (default 3)")
     parser.add_argument("--duration", type=float, help="seconds per echo measurement")
@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
     }
     log(render({**res, "targets": []}).split("## Targets")[0].strip())
+
+    if "kernel" in sections:   # the steadiest gauge: pyos's own time, no system calls
+        log("kernel cost per echo round trip (kernel_cost.py) ...")
+        res["kernel"] = run_script([str(BENCH / "kernel_cost.py"), "--json", "--repeat",
+                                    "3" if quick else "7"], 300)
 
     if "switches" in sections:
         log("task switches ...")
