@@ -9,8 +9,9 @@ they give a *scope*, a deadline over a whole block::
     async with timeout_after(5) as scope:        # an async task
         ...
 
-The deadline is fixed when the kernel handles the scope (the ``yield``, or the
-``async with``).  When it passes, the kernel cancels the task (cancel.py): a
+The deadline is fixed when the scope is entered: by the kernel, when it handles the
+scope (the ``yield``, or the ``async with``), or, in the op form, by ``_run`` itself with
+the same plain call, since entering never blocks.  When it passes, the kernel cancels the task (cancel.py): a
 ``Cancelled`` whose ``scope`` is the outermost expired scope is thrown at the task's
 blocking point, and that scope's ``__exit__`` turns it into a TaskTimeout, or swallows
 it for ``ignore_after``.  Inner scopes let it pass; so does every scope for a Cancelled
