@@ -93,11 +93,14 @@ class TaskGroup:
         slot = len(self._slots)
         self._slots.append(None)
         task_name = name or getattr(target, "__qualname__", None)
-        tid: int = yield NewTask(self._child(slot, target), task_name)
+        tid: int = yield _Spawn(self, slot, self._child(slot, target), task_name)
+        return tid
+
+    def _started(self, tid: int, slot: int) -> None:
+        """Child tid was just made, and cannot have run yet: the group counts it now."""
         self._tids.append(tid)
         self._running[tid] = slot
         self._kernel.at_exit(tid, partial(self._child_ended, tid))
-        return tid
 
     def cancel(self) -> None:
         """Cancel every running child (its slot in the results stays None)."""
@@ -246,6 +249,24 @@ class TaskGroup:
                 pass
         self._finish(body_error)
         return False
+
+
+class _Spawn(NewTask):
+    """NewTask for a group's child: the group counts the child before anything else runs.
+
+    (Not after the spawn returns: a spawn that ends its caller's turn lets the child run,
+    and maybe end, first.)
+    """
+
+    def __init__(self, group: TaskGroup, slot: int, target: Any, name: str | None) -> None:
+        super().__init__(target, name)
+        self.group, self.slot = group, slot
+
+    def handle(self) -> None:
+        tid = self.sched.new(self.target, self.name)
+        self.group._started(tid, self.slot)
+        self.task.sendval = tid
+        self.sched.schedule(self.task)
 
 
 @types.coroutine

@@ -26,10 +26,11 @@ import errno
 import logging
 import types
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any
 
 from .errors import PyosError, TaskError
-from .runtime import current_kernel, current_tid
+from .runtime import current_kernel
 from .sockets import Socket
 from .syscalls import CancelTask, NewTask, Sleep, WaitTask
 from .waits import WaitQueue
@@ -61,7 +62,10 @@ def serve(listener: Socket, handler: Callable[[Socket, Any], Any],
     free = WaitQueue(f"a free connection slot ({max_conns} in use)")
     name = getattr(handler, "__name__", "handler")
 
-    def ended(tid: int) -> None:   # called from each handler task's finally: a plain call
+    kernel = current_kernel()
+
+    def ended(tid: int, client: Socket, _how: BaseException) -> None:   # at_exit hook
+        client.close()   # (closed already, unless killed before it ever ran)
         handlers.discard(tid)
         free.wake()
 
@@ -87,12 +91,15 @@ def serve(listener: Socket, handler: Callable[[Socket, Any], Any],
                 log.warning("accepting again on %r (%d connections open)",
                             listener, len(handlers))
                 failing = 0
-            tid = yield NewTask(_connection(handler, client, address, ended),
+            tid = yield NewTask(_connection(handler, client, address),
                                 name=f"{name} {_peer(address)}")
-            handlers.add(tid)
+            # (a NewTask that ended this task's turn may have let the handler end already)
+            if kernel.at_exit(tid, partial(ended, tid, client)):
+                handlers.add(tid)
+            else:
+                client.close()
     except GeneratorExit:   # killed: nothing may block now, so the handlers are killed too
         listener.close()
-        kernel = current_kernel()
         for tid in list(handlers) if kernel is not None else ():
             kernel.kill(tid)
         raise
@@ -109,15 +116,12 @@ def serve(listener: Socket, handler: Callable[[Socket, Any], Any],
         raise
 
 
-def _connection(handler: Callable[[Socket, Any], Any], client: Socket, address: Any,
-                ended: Callable[[int], None]) -> Generator[Any, Any, Any]:
-    """One connection's task: the handler, then the socket closed and the slot freed."""
-    tid = current_tid()
-    try:
-        with client:
-            return (yield handler(client, address))
-    finally:
-        ended(tid)
+def _connection(handler: Callable[[Socket, Any], Any], client: Socket,
+                address: Any) -> Generator[Any, Any, Any]:
+    """One connection's task: the handler, then the socket closed.  (serve's exit hook
+    frees the slot, and closes the socket of a task killed before it ever ran.)"""
+    with client:
+        return (yield handler(client, address))
 
 
 def _peer(address: Any) -> str:

@@ -503,3 +503,46 @@ def test_ps_and_a_deadlock_through_a_group():
     assert "wait-for cycle: task 1 (owner) -> task 3 (worker) -> task 1 (owner)" in report
     assert "task 1 (owner) waiting for TaskGroup 'workers' (1 running)" in report
     assert tid == 2
+
+
+# -- Children that end before spawn returns -------------------------------------------------
+def at_once(value, fail=None):
+    """A child that ends in its first run, without ever blocking."""
+    if fail is not None:
+        raise fail
+    return value
+    yield  # (a generator)
+
+
+def test_children_that_end_before_their_spawn_returns_are_still_joined():
+    # A run of spawns exhausts the owner's turn (calls_per_turn): a child then runs, and
+    # ends, before the spawn that started it has returned to the owner.
+    n = 3 * pyos.Scheduler.calls_per_turn
+
+    def spawner(spawn_via_yield):
+        g = TaskGroup()
+        for i in range(n):
+            if spawn_via_yield:
+                yield g.spawn(at_once(i))
+            else:
+                yield from g.spawn(at_once(i))
+        return (yield g.join())
+
+    assert run(spawner(True)) == list(range(n))
+    assert run(spawner(False)) == list(range(n))
+
+
+def test_a_child_failing_before_its_spawn_returns_fails_the_group(caplog):
+    n = 3 * pyos.Scheduler.calls_per_turn
+
+    def owner():
+        g = TaskGroup()
+        for i in range(n):
+            yield from g.spawn(at_once(i, ValueError(i) if i == n - 1 else None))
+        try:
+            yield g.join()
+        except ExceptionGroup as eg:
+            return only(eg)
+
+    assert run(owner()) == [("ValueError", str(n - 1))]
+    assert caplog.text == ""

@@ -5,7 +5,10 @@ and a clean stop on cancel or kill.  Real loopback sockets, port 0, both pollers
 from __future__ import annotations
 
 import errno
+import gc
 import logging
+import socket
+import warnings
 
 import pytest
 
@@ -185,3 +188,73 @@ def test_max_conns_must_be_positive() -> None:
 
     assert "max_conns" in pyos.run(main())
     listener.close()
+
+
+def test_a_handler_that_ends_before_serve_resumes_frees_its_slot(sched) -> None:
+    """A NewTask that ends serve's turn (calls_per_turn) lets the handler run, and end,
+    before serve has counted it: its slot must still come free, or max_conns slots leak
+    for good.  (With the default budget: a burst of 33 waiting connections or more.)"""
+    sched.calls_per_turn = 2
+    record: list[object] = []
+    listener = pyos.listen("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    burst = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+
+    served = []
+
+    def handler(client, address):
+        served.append(address)
+        if len(served) > len(burst):     # holds its slot until the client hangs up
+            record.append("holding")
+            yield client.recv(10)
+        # the burst's end in their first run: the server hangs up at once
+
+    def main():
+        server = yield NewTask(serve(listener, handler, max_conns=3))
+        yield Sleep(0.2)                 # the burst is served
+        conns = []
+        for _ in range(3):               # three slots: all three are served at once
+            conns.append((yield pyos.open_connection("127.0.0.1", port)))
+        yield Sleep(0.2)
+        record.append("checked")
+        for conn in conns:
+            conn.close()
+        yield CancelTask(server)
+
+    sched.new(main())
+    sched.mainloop()
+    for peer in burst:
+        peer.close()
+    assert record[:4] == ["holding"] * 3 + ["checked"]
+
+
+def test_killing_the_server_closes_the_sockets_of_handlers_that_never_ran(sched) -> None:
+    """Handlers killed before their first run close their sockets too (through pyos, not
+    left to the garbage collector) and free their slots."""
+    record: list[object] = []
+    listener = pyos.listen("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    peers = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+
+    def handler(client, address):
+        record.append("started")
+        yield client.recv(10)
+
+    def main():
+        server = yield NewTask(serve(listener, handler))
+        while len(sched.tasks()) < 5:    # serve has accepted all three and made their tasks
+            yield Sleep(0)
+        yield KillTask(server)           # ... which have not run yet: they are killed too
+        record.append(len(sched.tasks()))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        sched.new(main())
+        sched.mainloop()
+        gc.collect()
+    for peer in peers:
+        with peer:
+            peer.settimeout(2)
+            record.append(peer.recv(10))   # b"": the server closed its end
+    assert record == [1, b"", b"", b""]
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
