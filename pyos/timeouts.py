@@ -11,11 +11,12 @@ they give a *scope*, a deadline over a whole block::
 
 The deadline is fixed when the scope is entered: by the kernel, when it handles the
 scope (the ``yield``, or the ``async with``), or, in the op form, by ``_run`` itself with
-the same plain call, since entering never blocks.  When it passes, the kernel cancels the task (cancel.py): a
-``Cancelled`` whose ``scope`` is the outermost expired scope is thrown at the task's
-blocking point, and that scope's ``__exit__`` turns it into a TaskTimeout, or swallows
-it for ``ignore_after``.  Inner scopes let it pass; so does every scope for a Cancelled
-sent by CancelTask.  This module only yields system calls: it is library code.
+the same plain call, since entering never blocks.  When it passes, the kernel cancels
+the task (cancel.py): a ``Cancelled`` whose ``scope`` is the outermost expired scope is
+thrown at the task's blocking point, and that scope's ``__exit__`` turns it into a
+TaskTimeout, or swallows it for ``ignore_after``.  Inner scopes let it pass; so does
+every scope for a Cancelled sent by CancelTask.  This is library code: it yields system
+calls, and makes plain calls that never block (entering and leaving a scope).
 """
 
 from __future__ import annotations
