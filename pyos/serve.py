@@ -29,7 +29,7 @@ from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any
 
-from .errors import PyosError, TaskError
+from .errors import Cancelled, PyosError, TaskError
 from .runtime import current_kernel
 from .sockets import Socket
 from .syscalls import CancelTask, NewTask, Sleep, WaitTask
@@ -109,10 +109,14 @@ def serve(listener: Socket, handler: Callable[[Socket, Any], Any],
         for tid in tids:
             yield CancelTask(tid)
         for tid in tids:
-            try:
-                yield WaitTask(tid)
-            except (TaskError, PyosError):
-                pass   # cancelled, failed (and logged), or already collected: it has ended
+            while True:
+                try:
+                    yield WaitTask(tid)
+                except (TaskError, PyosError):
+                    pass   # cancelled, failed (and logged), or already collected: ended
+                except Cancelled:
+                    continue   # cancelled again while stopping: stopping already
+                break
         raise
 
 

@@ -258,3 +258,37 @@ def test_killing_the_server_closes_the_sockets_of_handlers_that_never_ran(sched)
             record.append(peer.recv(10))   # b"": the server closed its end
     assert record == [1, b"", b"", b""]
     assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+def test_a_second_cancel_while_stopping_still_waits_for_the_handlers(sched) -> None:
+    """serve() cancels its handlers and waits for them; a second cancel arriving while it
+    waits does not cut that short: it ends only once every handler has ended."""
+    record: list[object] = []
+    listener = pyos.listen("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+
+    def slow_to_stop(client, address):
+        try:
+            yield client.recv(1024)
+        except pyos.Cancelled:
+            yield Sleep(0.05)            # clean-up that blocks
+            record.append("handler cleaned up")
+            raise
+
+    def main():
+        server = yield NewTask(serve(listener, slow_to_stop))
+        conn = yield pyos.open_connection("127.0.0.1", port)
+        for _ in range(5):
+            yield Sleep(0)
+        yield CancelTask(server)
+        yield Sleep(0)                   # the server is now waiting for its handler
+        yield CancelTask(server)
+        try:
+            yield WaitTask(server)
+        except pyos.TaskCancelled:
+            record.append("server ended")
+        conn.close()
+
+    sched.new(main())
+    sched.mainloop()
+    assert record == ["handler cleaned up", "server ended"]
