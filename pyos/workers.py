@@ -4,9 +4,9 @@ A pyos kernel is one thread on one core.  ``run_workers(main, workers=N)`` forks
 workers that each run ``pyos.run(main())`` on a kernel of their own, restarts those that
 die, and stops them all when the supervisor is told to stop::
 
-    listener = pyos.listen("0.0.0.0", 8000, reuse_port=True)   # bind first: port 0 works
-    print("listening on", listener.getsockname())
-    sys.exit(pyos.run_workers(lambda: serve(listener), workers=0))
+    listener = pyos.listen("127.0.0.1", 8000, reuse_port=True)  # bind first: port 0 works
+    log.warning("listening on %s", listener.getsockname())
+    sys.exit(pyos.run_workers(lambda: pyos.serve(listener, handler), workers=0))
 
 The caller binds before calling, so a bad address fails at once, in the caller's
 process, and port 0 is resolved once for every worker.
