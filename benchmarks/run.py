@@ -90,14 +90,17 @@ def interleaved(names: list[str], runs: int, argv_of: Any, key: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
-    parser.add_argument("--only", default="kernel,switches,memory,primitives,echo,c10k,workers",
-                        help="comma-separated sections to run")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated sections to run (default: all; --quick leaves "
+                             "out workers, which needs more cores than the client uses)")
     parser.add_argument("--passes", type=int, help="echo passes per point (default 3)")
     parser.add_argument("--duration", type=float, help="seconds per echo measurement")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args(argv)
-    sections = set(args.only.split(","))
     quick = args.quick
+    only = args.only or ("kernel,switches,memory,primitives,echo,c10k"
+                         + ("" if quick else ",workers"))
+    sections = set(only.split(","))
     nofile = raise_nofile(C10K + 1024)  # the client needs it; servers inherit it too
     started = time.perf_counter()
     res: dict[str, Any] = {
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                  "trio", "epoll-callbacks", "generator-floor", "pyos-timeout",
                  "asyncio-timeout"]
         res["echo"] = run_echo(
-            names, [(c, s) for s in sizes for c in conns], args.passes or (3 if quick else 4),
+            names, [(c, s) for s in sizes for c in conns], args.passes or (2 if quick else 4),
             args.duration or (0.5 if quick else 1.5), 0.2 if quick else 0.3, log,
             deadline=started + (55 if quick else 810))  # leaves time for the 10k test
 
