@@ -39,7 +39,6 @@ class Lock(Acquirable):
         self._owner: int | None = None
         self._broken = ""          # why, once the owner ended holding it
         self._watched = False      # an at_exit hook is set on the owner
-        self._waiting = 0          # tasks in _wait_handed: never fewer than are parked
         self._waiters = Waiters(self)
         self._make_ops()
 
@@ -80,15 +79,11 @@ class Lock(Acquirable):
             self._watch_owner()
         if self._broken:
             raise BrokenLock(self._broken)
-        self._waiting += 1
-        try:
-            handed = yield park
-        finally:
-            self._waiting -= 1
+        handed = yield park
         if handed is _BROKEN:
             raise BrokenLock(self._broken)
         self._owner = tid
-        if self._waiting:
+        if len(self._waiters):         # others still wait: learn when the new owner ends
             self._watch_owner()
 
     def _release(self, tid: int) -> None:
@@ -96,7 +91,7 @@ class Lock(Acquirable):
         if self._watched:
             self._watched = False
             current_kernel().discard_at_exit(tid, self._owner_ended)
-        if not (self._waiting and self._waiters.hand(True, self._pass_on)):
+        if not self._waiters.hand(True, self._pass_on):
             self._locked = False
 
     def _pass_on(self, _value: object = None) -> None:

@@ -108,7 +108,6 @@ class Queue:
         self._unfinished = 0    # items put and not yet marked task_done()
         self._shutdown = False
         self._immediate = False
-        self._putting = 0       # tasks in _put_wait: never fewer than putters parked
         self._getters = _Waiters(self, "get from")
         self._putters = _Waiters(self, "put into")
         self._joiners = _Waiters(self, "join")
@@ -165,11 +164,7 @@ class Queue:
         return None
 
     def _put_wait(self, item: Any) -> Generator[Any, Any, None]:
-        self._putting += 1
-        try:
-            yield self._putters.park()           # a slot, or QueueShutDown raised
-        finally:
-            self._putting -= 1
+        yield self._putters.park()               # a slot, or QueueShutDown raised
         self._reserved -= 1                      # the slot handed over is ours now
         if self._shutdown:
             self._slot_freed()
@@ -230,7 +225,7 @@ class Queue:
 
     def _slot_freed(self) -> None:
         """A slot came free: hand it to the oldest waiting putter, if there is one."""
-        if self._putting and self._room():
+        if len(self._putters) and self._room():
             self._reserved += 1
             if not self._putters.hand(True, self._slot_back):
                 self._reserved -= 1
