@@ -17,6 +17,7 @@ truth test of ``_cancels`` at each blocking point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import Cancelled
@@ -45,9 +46,7 @@ class Cancellation:
     """Mixed into Kernel: CancelTask, pending cancels, timeout scopes."""
 
     _tasks: dict[int, Task]
-    _ready: list[Task]
-    _caller: Task | None
-    _resume: bool
+    _go_on: Callable[[Task], None]
     _timers: Any
     _now: Any
 
@@ -93,10 +92,7 @@ class Cancellation:
         if exc.scope is not None:
             exc.scope.expired = True
         task.throw(exc)
-        if task is self._caller:
-            self._resume = True
-        else:
-            self._ready.append(task)
+        self._go_on(task)
 
     def _blocking(self, task: Task) -> bool:
         """task reached a blocking point: throw its pending cancel instead, if it has one.

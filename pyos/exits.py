@@ -30,9 +30,7 @@ class Exits:
     """Mixed into Kernel: the end of a task, its outcome and its exit hooks."""
 
     _tasks: dict[int, Task]
-    _ready: list[Task]
-    _caller: Task | None
-    _resume: bool
+    _go_on: Callable[[Task], None]
     _cancels: dict[Task, Any]
     _scopes: dict[Task, Any]
     _handoffs: dict[Task, Any]
@@ -119,10 +117,7 @@ class Exits:
             error = TaskError(f"task {tid} ({name}) failed: {exc!r}", tid, name)
             error.__cause__ = exc
             waiter.throw(error)
-        if waiter is self._caller:
-            self._resume = True
-        else:
-            self._ready.append(waiter)
+        self._go_on(waiter)
 
 
 def _release_frames(exc: BaseException) -> None:

@@ -105,7 +105,11 @@ class Kernel(Cancellation, Exits):
             wait.cancel(self, task)
         elif task is not self._caller:
             return               # ready or running already (or finished): never twice
-        if task is self._caller:   # the task whose system call is being handled goes on now
+        self._go_on(task)
+
+    def _go_on(self, task: Task) -> None:
+        """task may run again: at once if its system call is being handled, else queued."""
+        if task is self._caller:
             self._resume = True
         else:
             self._ready.append(task)
@@ -206,8 +210,7 @@ class Kernel(Cancellation, Exits):
             queue = self._joins.get(tid)
             if queue is None:
                 queue = self._joins[tid] = JoinQueue(tid)
-            queue.add(self, waiter)
-            waiter.wait = queue
+            self.park(waiter, queue)
         elif isinstance(tid, int) and 0 < tid <= self._last_tid:
             self._deliver(waiter, tid, *self._outcomes.collect(tid))
         else:
@@ -238,7 +241,5 @@ class Kernel(Cancellation, Exits):
             wait = task.wait
             if task.done or getattr(wait, "fd", None) is None:
                 continue  # killed or cancelled since its descriptor broke: nothing to fail
-            task.wait = None
-            task.throw(OSError(EBADF, f"fd {wait.fd} was closed while {task!r} waited to "
-                                      f"{wait.event} it"))
-            self._ready.append(task)
+            self.wake_error(task, OSError(EBADF, f"fd {wait.fd} was closed while {task!r} "
+                                                 f"waited to {wait.event} it"))
