@@ -8,11 +8,13 @@ blocking point instead of blocking.  A wait that has already completed (data rea
 timer due, a value handed over) has made the task ready, so a cancel arriving after it
 never takes the value back; that one rule keeps locks and items from being lost.
 
-A timeout scope is a deadline on a task: a timer that, when due, cancels the task with a
+A timeout scope is a deadline on a task.  When it passes, the task is cancelled with a
 ``Cancelled`` whose ``scope`` is the outermost scope already expired (it owns the
-timeout; inner ones let it pass).  A task's scopes live in ``_scopes``, outermost first.
-Both tables are empty for a task that never uses them: the only cost elsewhere is one
-truth test of ``_cancels`` at each blocking point.
+timeout; inner ones let it pass).  A task's scopes live in ``_scopes``, outermost first,
+and one timer per task, its alarm, stands for all of them (see ``_Alarm``): a server
+that puts every read under a deadline then pays two list operations per read, not a
+heap push and a removal.  These tables are empty for a task that never uses them: the
+only cost elsewhere is one truth test of ``_cancels`` at each blocking point.
 """
 
 from __future__ import annotations
@@ -27,19 +29,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Cancellation"]
 
+_INF = float("inf")
 
-class _Deadline:
-    """A timeout scope's entry in the timer heap: ``task`` is None once spent or cancelled.
 
-    Not the scope itself: a scope is a SystemCall, and the kernel sets ``task`` on every
-    call yielded to it, so a scope yielded again would revive its dead timer.
+class _Alarm:
+    """A task's one entry in the timer heap for all its timeout scopes.
+
+    It is due at or before the task's nearest open deadline, never after.  It may be
+    early: a scope that ends leaves it in place (entering and leaving a scope is then
+    two list operations, with no heap push or removal), and a scope entered later
+    with a later deadline is covered by it.  An early alarm that fires, or that would
+    be the next thing the idle kernel waits for, is set right then (``_alarm_due``,
+    ``_next_timer``), so nothing ever waits for or wakes at a deadline that is gone.
+    ``task`` is None once spent or cancelled (timers.py's convention).
     """
 
-    __slots__ = ("scope", "task")
+    __slots__ = ("task", "when")
 
-    def __init__(self, scope: Any, task: Task) -> None:
-        self.scope = scope
+    def __init__(self, task: Task, when: float) -> None:
         self.task: Task | None = task
+        self.when = when
 
 
 class Cancellation:
@@ -52,7 +61,10 @@ class Cancellation:
 
     def __init__(self) -> None:
         self._cancels: dict[Task, Cancelled] = {}      # pending, thrown at the next block
-        self._scopes: dict[Task, list[Any]] = {}       # open timeout scopes, outermost first
+        # Open timeout scopes, outermost first.  A task's list stays, empty, while its
+        # alarm does: a server whose every read opens and closes one scope reuses it.
+        self._scopes: dict[Task, list[Any]] = {}
+        self._alarms: dict[Task, _Alarm] = {}          # each such task's timer (see _Alarm)
 
     def cancel(self, tid: int) -> bool:
         """Cancel task tid (CancelTask): True, or False if there is no such running task."""
@@ -107,38 +119,85 @@ class Cancellation:
 
     # -- Timeout scopes ----------------------------------------------------------------------
     def enter_scope(self, task: Task, scope: Any, seconds: float | None) -> None:
-        """Open scope on task with a deadline seconds from now (None: no deadline)."""
-        if seconds is None or seconds == float("inf"):   # a deadline that never comes
+        """Open scope on task with a deadline seconds from now (None: no deadline).
+
+        This runs before every operation under ``timeout_after``, so it is kept short:
+        the task's alarm is set only when it would come too late for this deadline.
+        """
+        if seconds is None or seconds == _INF:   # a deadline that never comes
             return
-        scope.deadline = self._now() + seconds
-        self._scopes.setdefault(task, []).append(scope)
+        deadline = scope.deadline = self._now() + seconds
+        scopes = self._scopes.get(task)
+        if scopes is None:
+            self._scopes[task] = [scope]
+        else:
+            scopes.append(scope)
         if seconds == 0:   # due already: it fires at the first blocking point, whatever it is
             if self._on_its_way(task) is None:
                 self._cancels[task] = Cancelled("timed out after 0s", scope=scope)
-        else:
-            scope.timer = _Deadline(scope, task)
-            self._timers.add(scope.deadline, scope.timer)
+            return
+        alarm = self._alarms.get(task)
+        if alarm is None or alarm.when > deadline:
+            self._set_alarm(task, deadline)
 
     def exit_scope(self, task: Task, scope: Any) -> None:
-        """scope ends: its timer goes, and so does a pending cancel it sent."""
+        """scope ends, and so does a pending cancel it sent.  Its alarm stays (see _Alarm)."""
         scopes = self._scopes.get(task)
-        if scopes is None or scope not in scopes:
+        if scopes is None:
             return
-        if scope.timer is not None:
-            self._timers.cancel(scope.timer)
-        scopes.remove(scope)
-        if not scopes:
-            del self._scopes[task]
-        pending = self._cancels.get(task)
-        if pending is not None and pending.scope is scope:
-            del self._cancels[task]   # from a scope that has exited: dropped
+        if scopes and scopes[-1] is scope:   # scopes nest: the one leaving is the innermost
+            scopes.pop()
+        elif scope in scopes:
+            scopes.remove(scope)
+        else:
+            return
+        if self._cancels:
+            pending = self._cancels.get(task)
+            if pending is not None and pending.scope is scope:
+                del self._cancels[task]   # from a scope that has exited: dropped
 
-    def _expire_scope(self, timer: _Deadline) -> None:
-        """A scope's deadline is due: cancel its task for the outermost expired scope."""
-        task, timer.task, scope = timer.task, None, timer.scope   # the timer is spent
+    def _set_alarm(self, task: Task, when: float) -> None:
+        """task's alarm falls due at when (the alarm it had is cancelled)."""
+        alarm = self._alarms.get(task)
+        if alarm is not None:
+            self._timers.cancel(alarm)
+        alarm = self._alarms[task] = _Alarm(task, when)
+        self._timers.add(when, alarm)
+
+    def _next_timer(self) -> float | None:
+        """The nearest timer that will do something when due, or None (the idle path's).
+
+        An alarm at the top of the heap whose task has no scope open any more is dropped
+        first: the kernel never sleeps until, or jumps virtual time to, a deadline that
+        is gone, and a task that only waits on a queue is reported deadlocked at once.
+        (An alarm that is merely early is left: it fires, and ``_alarm_due`` sets it
+        right, once per deadline's length at most.)
+        """
+        timers = self._timers
+        while (when := timers.next_deadline()) is not None:
+            alarm = timers.heap[0][2]
+            if alarm.__class__ is not _Alarm or self._scopes[alarm.task]:
+                return when
+            del self._alarms[alarm.task], self._scopes[alarm.task]
+            timers.cancel(alarm)
+        return None
+
+    def _alarm_due(self, alarm: _Alarm) -> None:
+        """task's alarm fired: cancel it for the outermost expired scope, if one is due."""
+        task, when = alarm.task, alarm.when
+        alarm.task = None              # spent
+        del self._alarms[task]
+        scopes = self._scopes.get(task)
+        if not scopes:
+            self._scopes.pop(task, None)
+            return                     # early: the scopes it was set for have ended
         now = self._now()
-        scopes = self._scopes.get(task, ())
-        owner = next((s for s in scopes if s.deadline <= now), scope)
+        later = min((s.deadline for s in scopes if s.deadline > now), default=None)
+        if later is not None:
+            self._set_alarm(task, later)
+        if not any(when <= s.deadline <= now for s in scopes):
+            return                     # early: what is left is due later (set just above)
+        owner = next(s for s in scopes if s.deadline <= now)
         pending = self._on_its_way(task)
         if pending is None:
             self._interrupt(task, Cancelled(f"timed out after {owner.seconds}s", scope=owner))
@@ -150,11 +209,12 @@ class Cancellation:
             pending.scope = owner   # an outer deadline is due too: it owns this timeout
 
     def _forget_cancels(self, task: Task) -> None:
-        """task ended: drop its pending cancel and its scopes' timers."""
+        """task ended: drop its pending cancel, its scopes and its alarm."""
         self._cancels.pop(task, None)
-        for scope in self._scopes.pop(task, ()):
-            if scope.timer is not None:
-                self._timers.cancel(scope.timer)
+        self._scopes.pop(task, None)
+        alarm = self._alarms.pop(task, None)
+        if alarm is not None:
+            self._timers.cancel(alarm)
 
     def deadline(self, task: Task) -> float | None:
         """The nearest deadline over task's open scopes, or None (for ps and the trace)."""

@@ -179,7 +179,7 @@ class Scheduler(Trap, Kernel):
                 return           # nothing to poll for and work to do: skip the syscall
             timeout: float | None = 0
         else:
-            deadline = self._timers.next_deadline() if self._timers.heap else None
+            deadline = self._next_timer() if self._timers.heap else None
             if deadline is None:
                 if not waiting and not self._outside():
                     raise Deadlock(deadlock_report(self._tasks.values(), self.describe))
@@ -244,7 +244,7 @@ class Scheduler(Trap, Kernel):
                     deadlines.append(timer)
             for timer in deadlines:   # after the sleepers: a completed wait wins
                 if timer.task is not None:
-                    self._expire_scope(timer)
+                    self._alarm_due(timer)
 
     # -- Phase 3: run ----------------------------------------------------------------------
     def _run_ready(self) -> None:  # (a timeline calls it with one task at a time)

@@ -32,21 +32,21 @@ from .task import COROUTINE_TYPES
 
 __all__ = ["TimeoutScope", "ignore_after", "timeout_after"]
 
+_NUMBERS = (int, float)   # exactly these (not bool) pass TimeoutScope's quick check
+
 
 class TimeoutScope(SystemCall):
     """A deadline over a block of code.  Yield (or ``async with``) it to enter it."""
 
-    __slots__ = ("_kernel", "_owner", "_state", "deadline", "expired", "ignore", "seconds",
-                 "timer")
+    __slots__ = ("_kernel", "_owner", "_state", "deadline", "expired", "ignore", "seconds")
 
     def __init__(self, seconds: float | None, ignore: bool) -> None:
-        if seconds is not None:
-            check_seconds(seconds, "a timeout")
+        if seconds is not None and (seconds.__class__ not in _NUMBERS or not seconds >= 0):
+            check_seconds(seconds, "a timeout")   # (the common case is tested inline)
         self.seconds = seconds
         self.ignore = ignore
         self.expired = False          # True once this scope's deadline raised a Cancelled
         self.deadline = float("inf")  # fixed on entry
-        self.timer: Any = None        # the kernel's timer for the deadline, if any
         self._state = "new"           # "new", "entered", "exited"
         self._kernel: Any = None
         self._owner: Any = None
@@ -115,19 +115,27 @@ def _run(scope: TimeoutScope, op: Any, default: Any) -> Generator[Any, Any, Any]
 
     A generator or coroutine op runs by Python's own delegation (``yield from``), not as
     a call on the kernel's trampoline: the same frames and the same exceptions at the
-    same places, but its value comes back without a StopIteration through the kernel,
-    about 1 µs less per call (benchmarks/kernel_cost.py).  Only a system call (or
-    anything else, which the kernel rejects with advice) is yielded to the kernel.
+    same places, but its value comes back without a StopIteration through the kernel.
+    Only a system call (or anything else, which the kernel rejects with advice) is
+    yielded to the kernel.  A server may run every read through here, so the scope is
+    entered and left by plain calls, and ``__exit__`` runs only when op raised.
     """
-    result = default
     kernel = current_kernel()
-    if kernel is not None and kernel.current is not None:
-        scope._enter(kernel, kernel.current)   # entering never blocks: no trip through
-    else:                                      # the kernel, as for the block form
-        yield scope
-    with scope:
-        if type(op) in COROUTINE_TYPES:
+    task = kernel.current if kernel is not None else None
+    if task is not None:             # entering never blocks: no trip through the kernel
+        scope._state, scope._kernel, scope._owner = "entered", kernel, task
+        kernel.enter_scope(task, scope, scope.seconds)   # (what _enter does, less a call)
+    else:
+        yield scope                  # (outside a running task: the kernel says what is wrong)
+    try:
+        if op.__class__ in COROUTINE_TYPES:
             result = yield from op
         else:
             result = yield op
+    except BaseException as exc:
+        if scope.__exit__(exc.__class__, exc, exc.__traceback__):
+            return default           # ignore_after's deadline passed
+        raise
+    scope._state = "exited"
+    scope._kernel.exit_scope(scope._owner, scope)
     return result

@@ -699,22 +699,31 @@ def test_a_timed_out_wait_task_leaves_the_outcome_to_be_collected() -> None:
 
 @pytest.mark.timeout(10)
 def test_mainloop_does_not_linger_for_a_cancelled_one_hour_timeout() -> None:
-    """On the real clock: one-hour deadlines whose scopes ended leave no timer, and the
-    program ends at once."""
-    sched, counts = pyos.Scheduler(), []
+    """On the real clock: one-hour deadlines whose scopes ended leave nothing the kernel
+    waits for.  The program ends at once, and a task that then blocks for good is a
+    Deadlock at once, not an hour later."""
+    for park in (False, True):
+        sched = pyos.Scheduler()
 
-    def main():
-        yield timeout_after(3600, Sleep(0))
-        with (yield ignore_after(3600)):
-            yield Sleep(0)
-        counts.append(len(sched._timers))
+        def main(park=park):
+            yield timeout_after(3600, Sleep(0))
+            with (yield ignore_after(3600)):
+                yield Sleep(0)
+            if park:
+                yield WaitQueue().park()
 
-    start = time.monotonic()
-    sched.new(main())
-    sched.mainloop()
-    sched.close()
-    assert counts == [0]
-    assert time.monotonic() - start < 5
+        start = time.monotonic()
+        sched.new(main())
+        try:
+            if park:
+                with pytest.raises(pyos.Deadlock):
+                    sched.mainloop()
+            else:
+                sched.mainloop()
+        finally:
+            sched.close()
+        assert time.monotonic() - start < 5
+        assert len(sched._timers) == 0
 
 
 def test_virtual_time_does_not_jump_to_a_cancelled_deadline() -> None:

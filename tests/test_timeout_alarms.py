@@ -1,0 +1,172 @@
+"""One alarm per task for all its timeout scopes (cancel.py's ``_Alarm``).
+
+A scope that ends leaves its task's alarm in place, and a scope entered later with a
+later deadline is covered by it: a server that puts every read under a deadline pays no
+heap push or removal per read.  So an alarm may be early.  These tests pin down that an
+early alarm never cancels anything, never delays a deadline, never makes the idle kernel
+wait or virtual time jump, and that the heap does not grow.  Virtual time throughout;
+``busy`` keeps the kernel from going idle while it moves the clock by hand, so that
+alarms fall due in the run loop rather than being set right by the idle path.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import pyos
+from pyos import (
+    Cancelled,
+    NewTask,
+    Sleep,
+    TaskTimeout,
+    VirtualClock,
+    WaitQueue,
+    ignore_after,
+    timeout_after,
+)
+
+STEP = 0.125   # a power of two: the clock's sums stay exact
+
+
+def busy(clock: VirtualClock, steps: int = 200):
+    """Never idle: move the clock by STEP each turn."""
+    for _ in range(steps):
+        clock.advance(STEP)
+        yield
+
+
+def test_a_task_under_a_deadline_per_operation_keeps_one_timer() -> None:
+    """1,000 operations each under its own 60 s deadline: one heap entry, not 1,000."""
+    sched, sizes = pyos.Scheduler(clock=VirtualClock()), []
+
+    def main():
+        for _ in range(1000):
+            yield timeout_after(60, Sleep(0))
+            sizes.append(len(sched._timers.heap))
+
+    sched.new(main())
+    sched.mainloop()
+    sched.close()
+    assert max(sizes) == 1
+    assert len(sched._timers) == 0 and not sched._alarms   # the task ended
+
+
+def test_an_early_alarm_does_not_cancel_and_the_deadline_comes_on_time() -> None:
+    clock, record = VirtualClock(), []
+
+    def main():
+        yield NewTask(busy(clock))
+        yield ignore_after(1, Sleep(0))          # the alarm: at 1; its scope ends at once
+        start = clock.time()
+        try:
+            yield timeout_after(4, WaitQueue().park())   # due later than the alarm
+        except TaskTimeout:
+            record.append(clock.time() - start)
+
+    pyos.run(main(), clock=clock)
+    assert len(record) == 1 and 4.0 <= record[0] <= 4.0 + STEP   # (busy may run first)
+
+
+def test_an_early_alarm_does_not_revive_an_expired_outer_scope() -> None:
+    """The outer scope expired and the task went on inside it.  An alarm left by a scope
+    that has ended falls due: it must not cancel the task again for the outer scope."""
+    clock, record = VirtualClock(), []
+
+    def main():
+        yield NewTask(busy(clock))
+        with (yield ignore_after(1)) as outer:
+            try:
+                yield WaitQueue().park()
+            except Cancelled:
+                record.append("outer expired")
+            yield ignore_after(1, Sleep(0))      # an alarm 1 s on; its scope ends at once
+            start = clock.time()
+            try:
+                yield timeout_after(3, WaitQueue().park())
+            except Cancelled as exc:             # the outer scope owns it: it expired first
+                record.append((clock.time() - start, exc.scope is outer))
+        record.append(outer.expired)
+
+    pyos.run(main(), clock=clock)
+    assert record[0] == "outer expired" and record[2:] == [True]
+    waited, owned = record[1]
+    assert 3.0 <= waited <= 3.0 + STEP and owned         # (busy may run first)
+
+
+class JumpLog(VirtualClock):
+    """A virtual clock that records where the idle kernel makes it jump."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jumps: list[float] = []
+
+    def jump_to(self, deadline: float) -> None:
+        self.jumps.append(deadline)
+        super().jump_to(deadline)
+
+
+def test_the_idle_kernel_drops_the_alarm_of_ended_scopes() -> None:
+    """Virtual time does not jump to the alarm that ended scopes left behind (on the real
+    clock the kernel would have waited for it), and the deadlock is reported at once."""
+    clock = JumpLog()
+    sched = pyos.Scheduler(clock=clock)
+
+    def main():
+        yield ignore_after(1, Sleep(0))          # alarm at 1, scope ended
+        with (yield ignore_after(2)):
+            yield Sleep(0)
+        yield WaitQueue().park()                 # nothing can wake it, nothing is due
+
+    sched.new(main())
+    with pytest.raises(pyos.Deadlock):
+        sched.mainloop()
+    sched.close()
+    assert clock.time() == 0.0 and not [t for t in clock.jumps if t > 0]
+
+
+def test_a_deadline_covered_by_an_early_alarm_comes_on_time_when_idle() -> None:
+    clock, record = VirtualClock(), []
+
+    def main():
+        yield ignore_after(1, Sleep(0))          # alarm at 1, scope ended
+        yield ignore_after(5, Sleep(10))         # covered by the early alarm at 1
+        record.append(clock.time())
+
+    pyos.run(main(), clock=clock)
+    assert record == [5.0]
+
+
+def test_a_nearer_deadline_moves_the_alarm_earlier() -> None:
+    clock, record = VirtualClock(), []
+
+    def main():
+        with (yield ignore_after(10)):
+            start = clock.time()
+            try:
+                yield timeout_after(2, Sleep(5))
+            except TaskTimeout:
+                record.append(clock.time() - start)
+            yield Sleep(20)
+        record.append(clock.time())
+
+    pyos.run(main(), clock=clock)
+    assert record == [2.0, 10.0]
+
+
+def test_an_ended_task_leaves_no_alarm() -> None:
+    sched = pyos.Scheduler(clock=VirtualClock())
+
+    def child():
+        with (yield ignore_after(100)):
+            yield WaitQueue().park()
+
+    def main():
+        tid = yield NewTask(child())
+        yield
+        yield pyos.KillTask(tid)
+        yield Sleep(1)
+
+    sched.new(main())
+    sched.mainloop()
+    sched.close()
+    assert sched.clock.time() == 1.0 and not sched._alarms and len(sched._timers) == 0
