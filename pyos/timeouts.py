@@ -33,6 +33,7 @@ from .task import COROUTINE_TYPES
 __all__ = ["TimeoutScope", "ignore_after", "timeout_after"]
 
 _NUMBERS = (int, float)   # exactly these (not bool) pass TimeoutScope's quick check
+_INF = float("inf")
 
 
 class TimeoutScope(SystemCall):
@@ -46,10 +47,10 @@ class TimeoutScope(SystemCall):
         self.seconds = seconds
         self.ignore = ignore
         self.expired = False          # True once this scope's deadline raised a Cancelled
-        self.deadline = float("inf")  # fixed on entry
+        self.deadline = _INF          # fixed on entry
         self._state = "new"           # "new", "entered", "exited"
-        self._kernel: Any = None
-        self._owner: Any = None
+        # _kernel and _owner are set on entry, and read only after it: a server may make
+        # a scope per read, so what __init__ need not do, it does not.
 
     def __repr__(self) -> str:
         kind = "ignore_after" if self.ignore else "timeout_after"
@@ -99,13 +100,13 @@ def timeout_after(seconds: float | None, op: Any = None) -> Any:
     op is a generator or coroutine object, or a SystemCall; its value is returned.
     ``seconds=None`` sets no deadline (enclosing ones still apply).
     """
-    scope = TimeoutScope(seconds, ignore=False)
+    scope = TimeoutScope(seconds, False)
     return scope if op is None else _run(scope, op, None)
 
 
 def ignore_after(seconds: float | None, op: Any = None, default: Any = None) -> Any:
     """As timeout_after, but on expiry op's result is default instead of an error."""
-    scope = TimeoutScope(seconds, ignore=True)
+    scope = TimeoutScope(seconds, True)
     return scope if op is None else _run(scope, op, default)
 
 
