@@ -8,9 +8,10 @@ made once per primitive and reused (the kernel fills in ``task`` and ``sched`` a
 yield, as for the WaitQueue's own park call).
 
 * In a generator task, ``yield op`` hands the Op to the kernel like any system call:
-  ``handle()`` runs the fast half, and the task goes on in the same turn with no task
-  switch, exactly as after ``yield GetTid()``.  Only if it must wait is the slow half
-  called in the task, as a sub-coroutine (``task.push``, as ``WaitQueue.hand`` does).
+  the kernel calls the fast half (trap.py; ``handle()`` does the same, under trace), and
+  the task goes on in the same turn with no task switch.  Only if it must wait does
+  ``block()`` run, by the system call protocol: it parks the task (``park_in``), or calls
+  the slow half in it as a sub-coroutine (``task.push``).
 * In an async task, ``await op`` (and ``yield from op`` in a generator task) runs the
   fast half in plain Python: the kernel is not involved at all unless the task waits.
 
@@ -72,13 +73,23 @@ class Op(SystemCall):
         task = self.task
         result = self.fast(task.tid)
         if result is WAIT:
-            queue = self.park_in(task)
-            if queue is not None:
-                self.sched.park(task, queue)   # its woken value is the result
-                return
-            task.push(self.slow(task.tid) if self.value is None else self._slow(task.tid))
+            self.block()
         else:
             task.sendval = result if self.value is None else self.value
+            self.sched.schedule(task)
+
+    def block(self) -> None:
+        """The fast half said WAIT: park ``self.task``, or call the slow half in it.
+
+        The system call's second half: the kernel's trap calls it itself when it ran the
+        fast half without the system call protocol (trap.py), handle() otherwise.
+        """
+        task = self.task
+        queue = self.park_in(task)
+        if queue is not None:
+            self.sched.park(task, queue)   # its woken value is the result
+            return
+        task.push(self.slow(task.tid) if self.value is None else self._slow(task.tid))
         self.sched.schedule(task)
 
     def _slow(self, tid: int) -> Generator[Any, Any, Any]:
