@@ -60,12 +60,12 @@ class Op(SystemCall):
         raise NotImplementedError
 
     def park_in(self, task: Any) -> Any:
-        """Where ``yield op`` may park the task itself, or None (the default).
+        """Where the task may park itself, or None (the default: ``slow()`` waits).
 
         When waiting is a plain park whose woken value is the result (a get, an event,
         a permit), the kernel parks the task in that WaitQueue at once: no generator is
-        made and no StopIteration carries the result back.  ``slow()`` still serves
-        ``await`` and ``yield from``.
+        made and no StopIteration carries the result back.  task is None when the Op is
+        awaited (the result is then ``value`` if set, whatever the task was woken with).
         """
         return None
 
@@ -100,7 +100,11 @@ class Op(SystemCall):
         tid = current_tid() if self.needs_tid else 0
         result = self.fast(tid)
         if result is WAIT:
-            result = yield from self.slow(tid)
+            queue = self.park_in(None)
+            if queue is not None:
+                result = yield queue.park()
+            else:
+                result = yield from self.slow(tid)
         return result if self.value is None else self.value
 
     __iter__ = __await__

@@ -64,10 +64,11 @@ class Lock(Acquirable):
     def _wait(self, tid: int) -> Generator[Any, Any, None]:
         yield from self._wait_handed(self._waiters.park())
 
-    def _park_in(self, op: Op) -> Any:
-        # `yield lock.acquire()` parks itself: it is handed the guard, its result
+    def _park_in(self, op: Op, task: Any) -> Any:
+        # It parks itself, handed the guard: the result of `yield lock.acquire()`, and
+        # awaited (task None), its Op returns its own value whatever it is woken with
         self._check_broken()
-        return self._waiters if op is self._acquire else None
+        return self._waiters if op is self._acquire or task is None else None
 
     def release(self) -> None:
         """Release the lock, handing it to the oldest waiter.  RuntimeError if not held."""
