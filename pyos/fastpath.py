@@ -84,11 +84,15 @@ class Op(SystemCall):
         The system call's second half: the kernel's trap calls it itself when it ran the
         fast half without the system call protocol (trap.py), handle() otherwise.
         """
-        task = self.task
-        queue = self.park_in(task)
+        queue = self.park_in(self.task)
         if queue is not None:
-            self.sched.park(task, queue)   # its woken value is the result
-            return
+            self.sched.park(self.task, queue)   # its woken value is the result
+        else:
+            self.call_slow()
+
+    def call_slow(self) -> None:
+        """Call the slow half in ``self.task``, as a sub-coroutine (the protocol's)."""
+        task = self.task
         task.push(self.slow(task.tid) if self.value is None else self._slow(task.tid))
         self.sched.schedule(task)
 

@@ -120,11 +120,19 @@ class Trap:
 
     def _block(self, task: Task, op: Any) -> bool:
         """op's fast half said WAIT: run the rest, ``op.block()``, as handle() would have
-        (by the protocol, with ``_caller`` set); True if task goes on in this turn."""
+        (by the protocol, with ``_caller`` set); True if task goes on in this turn.
+
+        A task that must wait is parked here, or its slow half is called: a cancel
+        pending for it is thrown in this turn instead (``park``).
+        """
         op.task, op.sched, task.sendval = task, self, None
         self._caller, self._resume = task, False
         try:
-            op.block()
+            queue = op.park_in(task)     # (op.block(), one call nearer: the common
+            if queue is None:            # case is a task parking)
+                op.call_slow()
+            else:
+                self.park(task, queue)
         except Exception as error:  # bad input: the caller's error, at its yield
             wait, task.wait = task.wait, None
             if wait is not None:
