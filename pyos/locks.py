@@ -81,7 +81,7 @@ class Lock(Acquirable):
     def _wait_handed(self, park: Any) -> Generator[Any, Any, None]:
         """Park (plainly, or shielded) until the lock is handed over (or breaks)."""
         self._check_broken()
-        yield park                     # handed: ours (see _hand_on); broken: raises
+        yield park                     # handed: ours (see _release); broken: raises
 
     def _check_broken(self) -> None:
         """The caller is about to wait: raise BrokenLock if the lock is broken, and learn
@@ -95,12 +95,9 @@ class Lock(Acquirable):
         if self._watched:
             self._watched = False
             current_kernel().discard_at_exit(tid, self._owner_ended)
-        self._hand_on()
-
-    def _hand_on(self) -> None:
-        """Hand the lock to the oldest waiter, its owner from now on; or unlock it."""
-        self._owner = tid = self._waiters.hand_next(self._guard, self._pass_on)
-        if tid is None:
+        # Hand the lock to the oldest waiter, its owner from now on; or unlock it
+        self._owner = taker = self._waiters.hand_next(self._guard, self._pass_on)
+        if taker is None:
             self._locked = False
         elif len(self._waiters):       # others still wait: learn when the new owner ends
             self._watch_owner()
@@ -184,9 +181,9 @@ class RLock(Lock):
             return WAIT
         return True
 
-    def _hand_on(self) -> None:
-        super()._hand_on()
-        self._count = 1
+    def _release(self, tid: int) -> None:
+        super()._release(tid)
+        self._count = 1      # (the new owner's, if it was handed over)
 
     def release(self) -> None:
         tid = current_tid()
