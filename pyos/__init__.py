@@ -25,7 +25,8 @@ from .errors import (
     TaskKilled,
     TaskTimeout,
 )
-from .groups import TaskGroup, first, gather
+from .gathering import first, gather
+from .groups import TaskGroup
 from .locks import Condition, Lock, RLock
 from .pipes import PipeStream
 from .process import Process, open_process

@@ -8,9 +8,10 @@ made once per primitive and reused (the kernel fills in ``task`` and ``sched`` a
 yield, as for the WaitQueue's own park call).
 
 * In a generator task, ``yield op`` hands the Op to the kernel like any system call:
-  ``handle()`` runs the fast half, and the task goes on in the same turn with no task
-  switch, exactly as after ``yield GetTid()``.  Only if it must wait is the slow half
-  called in the task, as a sub-coroutine (``task.push``, as ``WaitQueue.hand`` does).
+  the kernel calls the fast half (trap.py; ``handle()`` does the same, under trace), and
+  the task goes on in the same turn with no task switch.  Only if it must wait does
+  ``block()`` run, by the system call protocol: it parks the task (``park_in``), or calls
+  the slow half in it as a sub-coroutine (``task.push``).
 * In an async task, ``await op`` (and ``yield from op`` in a generator task) runs the
   fast half in plain Python: the kernel is not involved at all unless the task waits.
 
@@ -59,12 +60,12 @@ class Op(SystemCall):
         raise NotImplementedError
 
     def park_in(self, task: Any) -> Any:
-        """Where ``yield op`` may park the task itself, or None (the default).
+        """Where the task may park itself, or None (the default: ``slow()`` waits).
 
         When waiting is a plain park whose woken value is the result (a get, an event,
         a permit), the kernel parks the task in that WaitQueue at once: no generator is
-        made and no StopIteration carries the result back.  ``slow()`` still serves
-        ``await`` and ``yield from``.
+        made and no StopIteration carries the result back.  task is None when the Op is
+        awaited (the result is then ``value`` if set, whatever the task was woken with).
         """
         return None
 
@@ -72,13 +73,27 @@ class Op(SystemCall):
         task = self.task
         result = self.fast(task.tid)
         if result is WAIT:
-            queue = self.park_in(task)
-            if queue is not None:
-                self.sched.park(task, queue)   # its woken value is the result
-                return
-            task.push(self.slow(task.tid) if self.value is None else self._slow(task.tid))
+            self.block()
         else:
             task.sendval = result if self.value is None else self.value
+            self.sched.schedule(task)
+
+    def block(self) -> None:
+        """The fast half said WAIT: park ``self.task``, or call the slow half in it.
+
+        The system call's second half: the kernel's trap calls it itself when it ran the
+        fast half without the system call protocol (trap.py), handle() otherwise.
+        """
+        queue = self.park_in(self.task)
+        if queue is not None:
+            self.sched.park(self.task, queue)   # its woken value is the result
+        else:
+            self.call_slow()
+
+    def call_slow(self) -> None:
+        """Call the slow half in ``self.task``, as a sub-coroutine (the protocol's)."""
+        task = self.task
+        task.push(self.slow(task.tid) if self.value is None else self._slow(task.tid))
         self.sched.schedule(task)
 
     def _slow(self, tid: int) -> Generator[Any, Any, Any]:
@@ -89,7 +104,11 @@ class Op(SystemCall):
         tid = current_tid() if self.needs_tid else 0
         result = self.fast(tid)
         if result is WAIT:
-            result = yield from self.slow(tid)
+            queue = self.park_in(None)
+            if queue is not None:
+                result = yield queue.park()
+            else:
+                result = yield from self.slow(tid)
         return result if self.value is None else self.value
 
     __iter__ = __await__

@@ -13,7 +13,8 @@ group's WaitQueue, whose ``blocker`` is a running child, so the deadlock report 
 it.  If the owner is cancelled while joining, its children are cancelled and waited for
 (with a shielded wait), and the Cancelled goes on as itself.  An at_exit hook on the owner
 handles an owner that ends without joining (children cancelled, failures logged) or is
-killed (children killed).  gather() and first() are groups with other policies.
+killed (children killed).  gather() and first() are groups with other policies
+(gathering.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .runtime import current_kernel, current_tid
 from .syscalls import NewTask, Sleep
 from .waits import WaitQueue
 
-__all__ = ["TaskGroup", "first", "gather"]
+__all__ = ["TaskGroup"]
 
 log = logging.getLogger("pyos")
 
@@ -123,10 +124,15 @@ class TaskGroup:
                 self._kernel.cancel(tid)
 
     # -- What children report -------------------------------------------------------------
+    @types.coroutine   # (so that it may `yield from` a coroutine as well as a generator)
     def _child(self, slot: int, target: Any) -> Generator[Any, Any, None]:
-        """A child's outermost frame: target's value or exception goes to the group."""
+        """A child's outermost frame: target's value or exception goes to the group.
+
+        It delegates with ``yield from``, not by calling target on the trampoline: one
+        level needs no trampoline, and target's yields then reach the kernel directly.
+        """
         try:
-            value = yield target
+            value = yield from target
         except Exception as exc:
             self._failed(slot, exc)
         else:
@@ -273,39 +279,3 @@ class _Spawn(NewTask):
 def _run(gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
     """Let an async method await one of the plain generators above."""
     return (yield from gen)
-
-
-def _group(targets: tuple[Any, ...], name: str) -> TaskGroup:
-    for target in targets:
-        NewTask(target)      # every target is checked before any of them starts
-    return TaskGroup(name)
-
-
-@types.coroutine
-def gather(*targets: Any, return_exceptions: bool = False) -> Generator[Any, Any, list[Any]]:
-    """Run each target as a task of a group; return their values in argument order.
-
-    The first failure cancels the rest and an ExceptionGroup is raised once all have
-    ended; with return_exceptions=True nothing is cancelled and exceptions fill their slots.
-    """
-    group = _group(targets, "gather")
-    group._fail_fast, group._in_slots = not return_exceptions, return_exceptions
-    for target in targets:
-        yield from group.spawn(target)
-    return (yield from group.join())  # type: ignore[no-any-return]
-
-
-@types.coroutine
-def first(*targets: Any) -> Generator[Any, Any, tuple[int, Any]]:
-    """Run each target as a task; the first to return wins: return (its index, its value).
-
-    The others are cancelled and waited for first.  If every target fails, an
-    ExceptionGroup of their exceptions is raised.
-    """
-    if not targets:
-        raise ValueError("first() needs at least one target")
-    group = _group(targets, "first")
-    group._fail_fast, group._first = False, True
-    for target in targets:
-        yield from group.spawn(target)
-    return (yield from group.join())  # type: ignore[no-any-return]

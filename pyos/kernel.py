@@ -140,7 +140,9 @@ class Kernel(Cancellation, Exits):
             for stale in [t for t, (runs, _) in handoffs.items() if t.runs != runs]:
                 del handoffs[stale]
             self._prune_handoffs_at = max(64, 2 * len(handoffs))
-        self.wake(task, value)
+        task.wait = None                 # (wake(), inlined: every hand-off comes here)
+        task.sendval = value
+        self._ready.append(task)
 
     def tasks(self) -> list[Task]:
         """The live tasks, in order of creation (for introspection)."""

@@ -5,8 +5,10 @@ deadlock report who its waiters wait for (``blocker``: a cycle of locks is a wai
 cycle), and notice when its owner ends still holding it: the lock is then *broken*, and
 its waiters and later acquirers get ``BrokenLock`` rather than hang.  ``Kernel.at_exit``
 tells it when the owner ends; the hook is set only once another task has to wait, so an
-acquire nobody contends costs no call into the kernel.  While a released lock is being
-handed to a waiter that has not run yet, it stays locked with no owner: nobody barges in.
+acquire nobody contends costs no call into the kernel.  A release hands the lock to the
+oldest waiter, which owns it from then on, even before it runs (as in trio): nobody
+barges in, and there is nothing left for the waiter to do when it wakes, so ``yield
+lock.acquire()`` parks in the lock's WaitQueue directly (``Op.park_in``).
 
 ``Condition.wait()`` takes its lock back with a shielded wait (``park_shielded``): it
 holds the lock again whenever it returns or raises, and a cancel that arrives once it was
@@ -25,9 +27,6 @@ from .runtime import current_kernel, current_tid
 from .sync import Acquirable, AcquireOp, Waiters, label
 
 __all__ = ["Condition", "Lock", "RLock"]
-
-_BROKEN = object()   # what a broken lock's waiters are woken with
-
 
 class Lock(Acquirable):
     """Mutual exclusion, owned by one task; first come, first served; broken if its owner
@@ -63,7 +62,13 @@ class Lock(Acquirable):
         return WAIT
 
     def _wait(self, tid: int) -> Generator[Any, Any, None]:
-        yield from self._wait_handed(self._waiters.park(), tid)
+        yield from self._wait_handed(self._waiters.park())
+
+    def _park_in(self, op: Op, task: Any) -> Any:
+        # It parks itself, handed the guard: the result of `yield lock.acquire()`, and
+        # awaited (task None), its Op returns its own value whatever it is woken with
+        self._check_broken()
+        return self._waiters if op is self._acquire or task is None else None
 
     def release(self) -> None:
         """Release the lock, handing it to the oldest waiter.  RuntimeError if not held."""
@@ -73,36 +78,38 @@ class Lock(Acquirable):
         self._release(tid)
 
     # -- Waiting and handing over --------------------------------------------------------
-    def _wait_handed(self, park: Any, tid: int) -> Generator[Any, Any, None]:
-        """Park (plainly, or shielded) until the lock is handed to task tid."""
+    def _wait_handed(self, park: Any) -> Generator[Any, Any, None]:
+        """Park (plainly, or shielded) until the lock is handed over (or breaks)."""
+        self._check_broken()
+        yield park                     # handed: ours (see _release); broken: raises
+
+    def _check_broken(self) -> None:
+        """The caller is about to wait: raise BrokenLock if the lock is broken, and learn
+        when the owner ends (it may have already)."""
         if not self._broken:
             self._watch_owner()
         if self._broken:
             raise BrokenLock(self._broken)
-        handed = yield park
-        if handed is _BROKEN:
-            raise BrokenLock(self._broken)
-        self._owner = tid
-        if len(self._waiters):         # others still wait: learn when the new owner ends
-            self._watch_owner()
 
     def _release(self, tid: int) -> None:
-        self._owner = None
         if self._watched:
             self._watched = False
             current_kernel().discard_at_exit(tid, self._owner_ended)
-        if not self._waiters.hand(True, self._pass_on):
+        # Hand the lock to the oldest waiter, its owner from now on; or unlock it
+        self._owner = taker = self._waiters.hand_next(self._guard, self._pass_on)
+        if taker is None:
             self._locked = False
+        elif len(self._waiters):       # others still wait: learn when the new owner ends
+            self._watch_owner()
 
-    def _pass_on(self, _value: object = None) -> None:
-        """A task handed the lock was killed before it ran: hand it to the next waiter."""
-        if not self._waiters.hand(True, self._pass_on):
-            self._locked = False
+    def _pass_on(self, _value: object) -> None:
+        """The task handed the lock was killed before it ran: hand it to the next waiter."""
+        self._release(self._owner)  # type: ignore[arg-type]
 
     def _watch_owner(self) -> None:
         """Someone is about to wait: learn when the owner ends (it may have already)."""
         owner = self._owner
-        if self._watched or owner is None:   # None: being handed over; the taker watches
+        if self._watched or owner is None:
             return
         if current_kernel().at_exit(owner, self._owner_ended):
             self._watched = True
@@ -115,7 +122,7 @@ class Lock(Acquirable):
                " (it returned)" if isinstance(exc, StopIteration) else f" (it raised {exc!r})")
         self._broken = f"{label(self)} is broken: task {self._owner} ended holding it{how}"
         self._owner, self._watched = None, False
-        self._waiters.wake_all(_BROKEN)
+        self._waiters.fail_all(lambda: BrokenLock(self._broken))
 
     def _not_held(self, tid: int) -> None:
         held = f"task {self._owner} holds it" if self._owner is not None else "it is not held"
@@ -144,7 +151,7 @@ class Lock(Acquirable):
         if not self._locked:
             self._locked, self._owner = True, tid
         else:
-            yield from self._wait_handed(self._waiters.park_shielded(), tid)
+            yield from self._wait_handed(self._waiters.park_shielded())
 
     def _state(self) -> str:
         if self._broken:
@@ -154,7 +161,7 @@ class Lock(Acquirable):
 
     def _describe_wait(self) -> str:
         if self._owner is None:
-            return f"waiting for {label(self)} (being handed over)"
+            return f"waiting for {label(self)}"
         return f"waiting for {label(self)} held by task {self._owner}"
 
 
@@ -174,9 +181,9 @@ class RLock(Lock):
             return WAIT
         return True
 
-    def _wait(self, tid: int) -> Generator[Any, Any, None]:
-        yield from self._wait_handed(self._waiters.park(), tid)
-        self._count = 1
+    def _release(self, tid: int) -> None:
+        super()._release(tid)
+        self._count = 1      # (the new owner's, if it was handed over)
 
     def release(self) -> None:
         tid = current_tid()

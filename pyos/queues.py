@@ -158,9 +158,11 @@ class Queue:
     def _put_now(self, item: Any) -> Any:
         if self._shutdown:
             raise QueueShutDown(f"{self._label()} is shut down")
-        if not self._room():
+        if 0 < self._maxsize <= len(self._items) + self._reserved:   # (not _room(): hot)
             return WAIT
-        self._add(item)
+        self._unfinished += 1                                     # (_add, likewise)
+        if not self._getters.hand(item, self._item_back):
+            self._put(item)
         return None
 
     def _put_wait(self, item: Any) -> Generator[Any, Any, None]:
@@ -219,7 +221,7 @@ class Queue:
 
     def _take(self) -> Any:
         item = self._get()
-        if self._maxsize > 0:
+        if self._maxsize > 0 and len(self._putters):
             self._slot_freed()
         return item
 

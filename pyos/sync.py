@@ -38,7 +38,7 @@ class AcquireOp(Op):
         return self.owner._wait(tid)  # type: ignore[no-any-return]
 
     def park_in(self, task: Any) -> Any:
-        return self.owner._park_in(self)
+        return self.owner._park_in(self, task)
 
 
 class _Wait(Op):
@@ -149,8 +149,8 @@ class Acquirable:
     def _exit(self, exc_type: Any) -> None:
         self.release()
 
-    def _park_in(self, op: Op) -> Any:
-        """The WaitQueue ``yield op`` may park in directly, or None (see Op.park_in)."""
+    def _park_in(self, op: Op, task: Any) -> Any:
+        """The WaitQueue op may park in directly, or None (see Op.park_in)."""
         return None
 
     def _state(self) -> str:
@@ -214,9 +214,10 @@ class Semaphore(Acquirable):
     def _wait(self, tid: int) -> Generator[Any, Any, None]:
         yield self._waiters.park()   # woken only by a hand-off: the permit is ours
 
-    def _park_in(self, op: Op) -> Any:
-        # a waiter of `yield sem.acquire()` is handed the guard, which is its result
-        return self._waiters if op is self._acquire else None
+    def _park_in(self, op: Op, task: Any) -> Any:
+        # a waiter is handed the guard: the result of `yield sem.acquire()`, and awaited
+        # (task None), its Op returns its own value whatever it is woken with
+        return self._waiters if op is self._acquire or task is None else None
 
     def release(self) -> None:
         """Give a permit back: to the oldest waiter if there is one."""

@@ -43,6 +43,9 @@ class SystemCall:
     __slots__ = ("sched", "task")
     task: Task
     sched: Scheduler
+    #: An Op's fast half (fastpath.py), which the kernel calls without this protocol
+    #: (None: handle() is all there is)
+    fast: Any = None
 
     def handle(self) -> None:
         """Carry out the call for ``self.task``; see the module docstring."""

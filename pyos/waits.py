@@ -183,6 +183,17 @@ class WaitQueue(Wait):
         self._kernel.hand(task, value, give_back)
         return True
 
+    def hand_next(self, value: Any, give_back: Callable[[Any], None]) -> int | None:
+        """As hand(), but return the id of the task handed value, or None if none waits.
+
+        For a value with an owner: a lock is its taker's from the moment it is handed.
+        """
+        task = self._pop()
+        if task is None:
+            return None
+        self._kernel.hand(task, value, give_back)
+        return task.tid
+
     def tasks(self) -> list[Task]:
         """The parked tasks, oldest first (for introspection)."""
         stale = self._stale or ()

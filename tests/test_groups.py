@@ -445,6 +445,31 @@ def test_gather_values_failures_and_return_exceptions():
     assert run(amain()) == []
 
 
+def test_gather_starts_every_target_before_any_runs_even_past_a_turn():
+    """More targets than calls_per_turn, the first failing at once: gather still raises
+    that failure (every child was counted before any ran), and the rest are cancelled."""
+    ran = []
+
+    def failing():
+        ran.append("fails")
+        raise ValueError("at once")
+        yield
+
+    def sleeper(n):
+        ran.append(n)
+        yield Sleep(10)
+
+    def main():
+        targets = [failing()] + [sleeper(n) for n in range(200)]
+        try:
+            yield gather(*targets)
+        except ExceptionGroup as eg:
+            return only(eg)
+
+    assert run(main()) == [("ValueError", "at once")]
+    assert ran == ["fails", *range(200)]
+
+
 def test_gather_checks_every_target_before_starting_any():
     started = []
 

@@ -100,17 +100,19 @@ def test_waiters_are_served_in_order_and_a_release_hands_the_lock_over():
 
     def main():
         yield lock.acquire()
+        tids = []
         for n in range(3):
-            yield NewTask(holder(lock, record, n) if n != 1 else async_holder(lock, record, n))
+            tids.append((yield NewTask(holder(lock, record, n) if n != 1
+                                       else async_holder(lock, record, n))))
         yield Sleep(1)
-        lock.release()
-        record.append(("handed over", lock.locked(), lock.owner))
+        lock.release()     # the oldest waiter owns it at once, before it runs: trio's way
+        record.append(("handed over", lock.locked(), lock.owner == tids[0]))
         yield lock.acquire()                 # no barging: main waits behind all three
         record.append(("main again", current_tid() == lock.owner))
         lock.release()
 
     run(main())
-    assert record == [("handed over", True, None), ("got", 0), ("released", 0), ("got", 1),
+    assert record == [("handed over", True, True), ("got", 0), ("released", 0), ("got", 1),
                       ("released", 1), ("got", 2), ("released", 2), ("main again", True)]
 
 
