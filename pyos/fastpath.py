@@ -26,11 +26,9 @@ from collections.abc import Generator
 from typing import Any
 
 from .runtime import current_tid
-from .syscalls import SystemCall
+from .syscalls import WAIT, SystemCall
 
-__all__ = ["WAIT", "Op"]
-
-WAIT: Any = object()   # what a fast half returns when the caller has to wait
+__all__ = ["WAIT", "Op"]   # (WAIT is the kernel's, syscalls.py: the trap tests for it)
 
 
 class Op(SystemCall):

@@ -31,8 +31,11 @@ if TYPE_CHECKING:  # pragma: no cover - only for the type checker
 
 __all__ = [
     "CancelTask", "GetTid", "KillTask", "NewTask", "NotifyClosed", "Ps", "ReadWait", "Sleep",
-    "SystemCall", "WaitTask", "WriteWait", "check_seconds", "fileno",
+    "SystemCall", "WAIT", "WaitTask", "WriteWait", "check_seconds", "fileno",
 ]
+
+#: What a call's fast half returns when its caller has to wait (see SystemCall.fast).
+WAIT: Any = object()
 
 
 class SystemCall:
@@ -43,8 +46,11 @@ class SystemCall:
     __slots__ = ("sched", "task")
     task: Task
     sched: Scheduler
-    #: An Op's fast half (fastpath.py), which the kernel calls without this protocol
-    #: (None: handle() is all there is)
+    #: The optional fast half of the protocol, for calls that mostly complete at once
+    #: (fastpath.py's Op: a get, a put, an acquire).  ``fast(tid)`` returns the result
+    #: (or ``value`` stands for it when not None), or WAIT; only then does the kernel
+    #: set ``task``/``sched`` and ask ``park_in(task)`` for a WaitQueue to park the task
+    #: in, or else ``call_slow()``.  None: handle() is all there is.
     fast: Any = None
 
     def handle(self) -> None:

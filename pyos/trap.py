@@ -20,8 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .debug import bad_yield, describe_resumed
-from .fastpath import WAIT
-from .syscalls import SystemCall
+from .syscalls import WAIT, SystemCall
 from .task import COROUTINE_TYPES, FINISHED, Task, without_kernel_frames
 from .waits import CallWait
 
