@@ -184,7 +184,7 @@ class Kernel(Cancellation, Exits):
         """
         if self._cancels and self._blocking(task):
             return
-        self._poller.add(wait.fd, wait.event, task, wait.file)  # stale waiters: _poll_io
+        self._poller.add(task, wait)  # (stale waiters it finds are failed by _poll_io)
         task.wait = wait
 
     def park(self, task: Task, queue: WaitQueue) -> None:

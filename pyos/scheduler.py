@@ -252,7 +252,8 @@ class Scheduler(Trap, Kernel):
             return
         batch, self._ready = self._ready, []
         requeue = self._ready.append
-        readers, reading = self._poller.readers, self._poller.reading
+        poller = self._poller
+        readers = poller.readers
         self._audit_due = True
         start = clock()
         for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
@@ -265,10 +266,9 @@ class Scheduler(Trap, Kernel):
                 if value is None:          # a bare yield: the common case, kept short
                     task.sendval = None    # (it evaluates to None, not to the last answer)
                     requeue(task)
-                elif (value.__class__ is ReadWait and not self._cancels
-                      and (ref := reading.get(fd := value.fd)) is not None
-                      and (file := ref()) is value.file and fd not in readers
-                      and file.fileno() == fd):   # (and not closed since: add()'s test)
+                elif (value.__class__ is ReadWait and value.armed is poller
+                      and not self._cancels and (fd := value.fd) not in readers
+                      and value.file.fileno() == fd):   # (not closed since: add()'s test)
                     readers[fd] = task     # a socket reading again, as after each message:
                     task.wait = value      # its registration stands (_trap does the rest)
                     task.sendval = None
