@@ -108,7 +108,8 @@ class EpollPoller(Poller):
         except FileExistsError:
             self._epoll.modify(fd, mask)
         except PermissionError:  # EPERM: the file does not support polling at all
-            raise ValueError(f"fd {fd} ({getattr(wait, 'file', fd)!r}) cannot be watched by epoll: "
+            what = fd if wait is None else wait.file
+            raise ValueError(f"fd {fd} ({what!r}) cannot be watched by epoll: "
                              f"{_unpollable(fd)}") from None
         self._armed[fd] = mask
         self._own(fd, mask, wait)
@@ -131,9 +132,9 @@ class EpollPoller(Poller):
                 elif old is not None and old.file is file:
                     new = old
             if new is old and new is not None:
-                continue
+                continue                  # it holds on
             if old is not None and old.armed is self:
-                old.armed = None
+                old.armed = None          # it no longer holds what the run loop trusts
             if new is None:
                 holders.pop(fd, None)
             else:
