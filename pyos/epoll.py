@@ -5,8 +5,10 @@ system call at all.  They are shrunk lazily, when epoll reports an event nobody 
 for, so the kernel never spins on a ready descriptor.  A registration is trusted only
 for the same open file object; anything else goes through ``epoll_ctl``, which fails
 for a number that was closed and reused (epoll forgets closed files by itself): that is
-how stale waits are found.  The waiter tables and their rules are ``Poller``'s, in
-poller.py.
+how stale waits are found.  The wait that made a registration holds it: its ``armed``
+is this poller, which the run loop trusts with one attribute test (and a fileno() call,
+for a close behind the kernel's back), so every change of the registration disarms it.
+The waiter tables and their rules are ``Poller``'s, in poller.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import stat
 import weakref
 from typing import Any
 
-from .poller import READ, Poller
+from .poller import READ, WRITE, Poller
 
 __all__ = ["EpollPoller"]
 
@@ -37,46 +39,62 @@ class EpollPoller(Poller):
         super().__init__()
         self._epoll = select.epoll()
         self._armed: dict[int, int] = {}  # fd -> the events epoll watches on it
+        # fd -> a weak reference to the wait that holds the registration, one table per
+        # direction: the wait whose ``armed`` is this poller, so that the run loop trusts
+        # it with one attribute test, and that this poller disarms when the registration
+        # changes.  Weak, so that a socket its task dropped without closing is still freed,
+        # and closed.  A wait on a bare int is never armed: it has no file to check.
+        self._reading: dict[int, weakref.ref[Any]] = {}
+        self._writing: dict[int, weakref.ref[Any]] = {}
 
     def close(self) -> None:
+        for fd in list(self._armed):   # no wait may stay armed by a poller that is gone
+            self._own(fd, None, None)
         self._epoll.close()
 
     def set_wakeup_fd(self, fd: int) -> None:
         super().set_wakeup_fd(fd)
         self._epoll.register(fd, _IN)   # not in _armed: no waiter ever owns it
 
-    def add(self, fd: int, event: str, task: Any, file: Any = None) -> None:
+    def add(self, task: Any, wait: Any) -> None:
         """As Poller.add, with a shortcut for what every connection does after each message.
 
-        When the same open file waits again for what epoll already watches and no other
-        task waits on it, there is nothing to check and no system call to make.
+        When the wait that holds the registration waits again, its file still open under
+        the same number, and no other task waits there, there is nothing to check and no
+        system call to make (the run loop takes the same shortcut for a ReadWait itself).
         """
-        if event == READ:
-            table, ref = self.readers, self.reading.get(fd)
-        else:
-            table, ref = self.writers, self.writing.get(fd)
-        if ref is not None and ref() is file and fd not in table and file.fileno() == fd:
+        fd = wait.fd
+        table = self.readers if wait.event == READ else self.writers
+        if wait.armed is self and fd not in table and wait.file.fileno() == fd:
             table[fd] = task
             return
-        super().add(fd, event, task, file)
+        super().add(task, wait)
 
     def _want(self, fd: int) -> int:
         return (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
 
-    def _arm(self, fd: int, file: Any) -> None:
+    def _arm(self, fd: int, wait: Any) -> None:
         want = self._want(fd)
-        if want & ~self._armed.get(fd, 0) == 0 and self._is_armed_for(fd, file):
+        if want & ~self._armed.get(fd, 0) == 0 and self._is_armed_for(fd, wait.file):
             return  # this very file, still open, is watched for this already: no system call
-        self._watch(fd, want, file)
+        self._watch(fd, want, wait)
+
+    def _holder(self, fd: int) -> Any:
+        """The wait that holds fd's registration, either direction; None if none lives."""
+        ref = self._reading.get(fd) or self._writing.get(fd)
+        return ref() if ref is not None else None
 
     def _is_armed_for(self, fd: int, file: Any) -> bool:
-        ref = self.reading.get(fd) or self.writing.get(fd)  # (add() tests the same)
-        if ref is None or file is None:
+        holder = self._holder(fd)
+        if holder is None or holder.file is not file:
             return False
-        return ref() is file and file.fileno() == fd  # the same file, still open
+        return file.fileno() == fd  # the same file, still open
 
-    def _watch(self, fd: int, mask: int, file: Any) -> None:
-        """Make epoll watch exactly mask on fd (nothing at all for 0)."""
+    def _watch(self, fd: int, mask: int, wait: Any) -> None:
+        """Make epoll watch exactly mask on fd, for wait's file (nothing at all for 0).
+
+        wait is None when no live wait holds the registration: then none will.
+        """
         if not mask:
             self._drop(fd)
             return
@@ -90,22 +108,41 @@ class EpollPoller(Poller):
         except FileExistsError:
             self._epoll.modify(fd, mask)
         except PermissionError:  # EPERM: the file does not support polling at all
-            raise ValueError(f"fd {fd} ({file!r}) cannot be watched by epoll: "
+            what = fd if wait is None else wait.file
+            raise ValueError(f"fd {fd} ({what!r}) cannot be watched by epoll: "
                              f"{_unpollable(fd)}") from None
-        try:
-            ref = weakref.ref(file)
-        except TypeError:  # an int, or None: no file to trust, so no fast path next time
-            ref = None
         self._armed[fd] = mask
-        for watching, bit in ((self.reading, _IN), (self.writing, _OUT)):
-            if mask & bit and ref is not None:
-                watching[fd] = ref
+        self._own(fd, mask, wait)
+
+    def _own(self, fd: int, mask: int | None, wait: Any) -> None:
+        """Record which waits hold fd's registration (mask, for wait's file) and arm them.
+
+        In each direction mask watches, wait holds it if it is that direction's wait, and
+        a wait already there keeps it if it is for the same file; every other wait there
+        is disarmed (mask None: all of them).
+        """
+        file = None if wait is None or isinstance(wait.file, int) else wait.file
+        for holders, bit, event in ((self._reading, _IN, READ), (self._writing, _OUT, WRITE)):
+            ref = holders.get(fd)
+            old = ref() if ref is not None else None
+            new = None
+            if mask is not None and mask & bit and file is not None:
+                if wait.event == event:
+                    new = wait
+                elif old is not None and old.file is file:
+                    new = old
+            if new is old and new is not None:
+                continue                  # it holds on
+            if old is not None and old.armed is self:
+                old.armed = None          # it no longer holds what the run loop trusts
+            if new is None:
+                holders.pop(fd, None)
             else:
-                watching.pop(fd, None)
+                holders[fd] = weakref.ref(new)
+                new.armed = self
 
     def _drop(self, fd: int) -> None:
-        self.reading.pop(fd, None)
-        self.writing.pop(fd, None)
+        self._own(fd, None, None)
         if self._armed.pop(fd, None) is not None:
             try:
                 self._epoll.unregister(fd)
@@ -149,8 +186,7 @@ class EpollPoller(Poller):
                 if fd not in self._armed:  # a registration _drop() could not remove
                     self._renew()
                     break                  # (the rest of events is about the old epoll)
-                ref = self.reading.get(fd) or self.writing.get(fd)
-                self._watch(fd, self._want(fd), ref and ref())
+                self._watch(fd, self._want(fd), self._holder(fd))
         return woken
 
     def _renew(self) -> None:

@@ -12,7 +12,6 @@ tasks is ``Scheduler``, in scheduler.py, and how it serves what a task yields, t
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from errno import EBADF
 from typing import Any
@@ -66,8 +65,7 @@ class Kernel(Cancellation, Exits):
         self._poller = poller
         self.clock = clock if clock is not None else RealClock()
         self._now = self.clock.time
-        self._tids = itertools.count(1)
-        self._last_tid = 0
+        self._last_tid = 0                   # the last task id issued: ids count from 1
         self._outcomes = Outcomes(keep_results)
         self.trace = trace
         # run()'s target: its failure is raised by run(), so logged only if others still run
@@ -87,7 +85,7 @@ class Kernel(Cancellation, Exits):
     def new(self, target: Any, name: str | None = None) -> int:
         """Start target (a generator or coroutine object) as a task; return its id."""
         check_target(target)
-        self._last_tid = tid = next(self._tids)
+        self._last_tid = tid = self._last_tid + 1
         task = Task(tid, target, name)
         self._tasks[tid] = task
         self._ready.append(task)
@@ -186,7 +184,7 @@ class Kernel(Cancellation, Exits):
         """
         if self._cancels and self._blocking(task):
             return
-        self._poller.add(wait.fd, wait.event, task, wait.file)  # stale waiters: _poll_io
+        self._poller.add(task, wait)  # (stale waiters it finds are failed by _poll_io)
         task.wait = wait
 
     def park(self, task: Task, queue: WaitQueue) -> None:

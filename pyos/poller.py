@@ -19,6 +19,7 @@ waiter, drained whenever it is ready, so another thread can wake a blocked poll.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 from typing import Any
@@ -37,20 +38,20 @@ class Poller:
         self.readers: dict[int, Any] = {}
         self.writers: dict[int, Any] = {}
         self.broken: list[Any] = []  # waiters whose descriptor was closed under them
-        # fd -> a weak reference to the file whose registration the OS keeps across waits,
-        # one table per direction: a task waiting again on that very file, with no other
-        # waiter there, needs no add() at all (the run loop's fast path).  Weak, so that a
-        # socket its task dropped without closing is still freed, and closed.  Only a
-        # backend with persistent registrations (epoll) fills them; a bare int never.
-        self.reading: dict[int, Any] = {}
-        self.writing: dict[int, Any] = {}
         self.wakeup_fd = -1          # the kernel's self-pipe: see set_wakeup_fd
 
     def __len__(self) -> int:
         return len(self.readers) + len(self.writers)
 
-    def add(self, fd: int, event: str, task: Any, file: Any = None) -> None:
-        """Make task wait until fd (from file, if given) is ready for event (READ or WRITE)."""
+    def add(self, task: Any, wait: Any) -> None:
+        """Make task wait until wait.fd is ready for wait.event (READ or WRITE).
+
+        wait is an I/O wait (syscalls.py): wait.file is what the descriptor was taken
+        from, the descriptor itself if nothing else.
+        """
+        fd, event, file = wait.fd, wait.event, wait.file
+        if _closed(file, fd):  # its number may be another file's now: never watch that
+            raise OSError(errno.EBADF, f"cannot wait to {event} {file!r}: closed (fd {fd})")
         table = self.readers if event == READ else self.writers
         if fd in self.readers or fd in self.writers:
             if not self._is_armed_for(fd, file) and not self._alive(fd):
@@ -61,7 +62,7 @@ class Poller:
                 )
         table[fd] = task
         try:
-            self._arm(fd, file)
+            self._arm(fd, wait)
         except BaseException:
             del table[fd]  # the OS refused: leave no waiter behind that nothing will wake
             raise
@@ -120,8 +121,8 @@ class Poller:
         """Is fd known, without a system call, to still be this very (open) file?"""
         return False
 
-    def _arm(self, fd: int, file: Any) -> None:
-        """A waiter was added on fd: make the OS watch for what the waiters want."""
+    def _arm(self, fd: int, wait: Any) -> None:
+        """A waiter was added on fd with wait: make the OS watch for what the waiters want."""
 
     def _disarm(self, fd: int) -> None:
         """A waiter on fd was cancelled."""
@@ -139,7 +140,7 @@ class SelectPoller(Poller):
         super().__init__()
         self._identity: dict[int, tuple[int, int]] = {}
 
-    def _arm(self, fd: int, file: Any) -> None:
+    def _arm(self, fd: int, wait: Any) -> None:
         if fd >= self.FD_SETSIZE:
             raise ValueError(
                 f"fd {fd} is too large for select() (FD_SETSIZE is {self.FD_SETSIZE}); "
@@ -184,6 +185,16 @@ class SelectPoller(Poller):
                 woken.append(self.writers.pop(fd))
             self._disarm(fd)
         return woken
+
+
+def _closed(file: Any, fd: int) -> bool:
+    """Was file, which fd was taken from, closed since (behind the kernel's back)?"""
+    if isinstance(file, int):
+        return False   # a bare number: nothing to ask (the poller's checks find it out)
+    try:
+        return file.fileno() != fd
+    except (OSError, ValueError):  # what a closed file object may raise instead of -1
+        return True
 
 
 def make_poller(kind: str | None = None) -> Poller:

@@ -37,7 +37,6 @@ from .kernel import Kernel
 from .poller import make_poller
 from .runtime import current_kernel, set_kernel
 from .syscalls import ReadWait
-from .task import Task
 from .timeline import Timeline
 from .trap import Trap
 from .waits import SleepWait
@@ -57,6 +56,14 @@ class Scheduler(Trap, Kernel):
     #: sleeper's deadline may be weeks away, or infinite.
     max_block = 3600.0
 
+    # Options, set on the instance only when given: CPython 3.11 stops specializing
+    # ``self.x`` for an instance of 30 attributes or more (test_scheduler.py counts them).
+    slow_task: float = 0.1               # a batch longer than this is reported
+    max_threads: int | None = None       # run_in_thread's pool (None: threads.py's default)
+    timeline: Timeline | None = None     # the recorder, if asked for (pyos/timeline)
+    _monitor: Any = None                 # the console, if asked for (pyos/monitor)
+    _at_close: list[Any] | None = None   # library code's clean-ups: see at_close()
+
     def __init__(
         self, poller: str | None = None, *, trace: bool | None = None,
         slow_task: float | None = 0.1, keep_results: int = 10_000, clock: Any = None,
@@ -68,24 +75,22 @@ class Scheduler(Trap, Kernel):
             trace = os.environ.get("PYOS_TRACE", "").lower() not in ("", "0", "no", "off")
         if timeline is None:
             timeline = os.environ.get("PYOS_TIMELINE") or None
-        # Off, there is no recorder and the loop is untouched; on, the recorder wraps this
-        # scheduler's phases (pyos/timeline) and close() writes what it saw.
-        self.timeline = Timeline(timeline, timeline_events) if timeline else None
+        if timeline:  # the recorder wraps this scheduler's phases; close() writes it out
+            self.timeline = Timeline(timeline, timeline_events)
         super().__init__(make_poller(poller), keep_results, trace, clock)
         self._running = threading.Lock()     # held while mainloop() runs, in any thread
         self._wakeup = Wakeup()              # other threads' way in: call_soon_threadsafe
-        self._calls = self._wakeup.calls
         self._poller.set_wakeup_fd(self._wakeup.fileno())
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
-        self.slow_task = float("inf") if slow_task is None else slow_task
+        if slow_task != type(self).slow_task:
+            self.slow_task = float("inf") if slow_task is None else slow_task
         if max_threads is not None and max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, not {max_threads!r}")
-        self.max_threads = max_threads       # run_in_thread's pool (None: threads.py's default)
-        self._at_close: list[Any] = []       # library code's clean-ups: see at_close()
+        if max_threads is not None:
+            self.max_threads = max_threads
         self.polls = 0                       # cycles that polled, and those that did not:
         self._unpolled = 0                   # one count per cycle (see the cycles property)
-        self._monitor: Any = None            # the console, if asked for (pyos/monitor)
         if monitor is None:
             monitor = os.environ.get("PYOS_MONITOR", "")
         if monitor and str(monitor).lower() not in ("0", "no", "off", "false"):
@@ -122,7 +127,7 @@ class Scheduler(Trap, Kernel):
         How library code (a thread pool, child processes) releases what it holds for this
         scheduler while the kernel knows nothing of it.
         """
-        self._at_close.append(fn)
+        self._at_close = [*(self._at_close or ()), fn]   # (made on first use: see above)
 
     def close(self) -> None:
         """Release the monitor, what library code holds, the poller and the wake-up pipe,
@@ -163,7 +168,7 @@ class Scheduler(Trap, Kernel):
 
     # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
-        if self._calls:    # from other threads (or signal handlers): they may wake tasks
+        if self._wakeup.calls:  # from other threads (or signal handlers): they may wake tasks
             self._wakeup.run_calls()
             if not self._tasks:  # they killed the last task: the loop ends, not a Deadlock
                 self._unpolled += 1
@@ -215,7 +220,7 @@ class Scheduler(Trap, Kernel):
 
         Asked only when nothing else could: no task ready, no timer, no descriptor.
         """
-        return bool(self._calls) or any(
+        return bool(self._wakeup.calls) or any(
             task.wait is not None and task.wait.external for task in self._tasks.values())
 
     def _audit(self) -> None:
@@ -252,7 +257,8 @@ class Scheduler(Trap, Kernel):
             return
         batch, self._ready = self._ready, []
         requeue = self._ready.append
-        readers, reading = self._poller.readers, self._poller.reading
+        poller = self._poller
+        readers = poller.readers
         self._audit_due = True
         start = clock()
         for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
@@ -265,10 +271,9 @@ class Scheduler(Trap, Kernel):
                 if value is None:          # a bare yield: the common case, kept short
                     task.sendval = None    # (it evaluates to None, not to the last answer)
                     requeue(task)
-                elif (value.__class__ is ReadWait and not self._cancels
-                      and (ref := reading.get(fd := value.fd)) is not None
-                      and (file := ref()) is value.file and fd not in readers
-                      and file.fileno() == fd):   # (and not closed since: add()'s test)
+                elif (value.__class__ is ReadWait and value.armed is poller
+                      and not self._cancels and (fd := value.fd) not in readers
+                      and value.file.fileno() == fd):   # (not closed since: add()'s test)
                     readers[fd] = task     # a socket reading again, as after each message:
                     task.wait = value      # its registration stands (_trap does the rest)
                     task.sendval = None
@@ -279,14 +284,9 @@ class Scheduler(Trap, Kernel):
             self._trap(task, None, ended)
             task.runs += 1
         self.current = None
-        self._charge(batch, clock() - start)
-
-    def _charge(self, batch: list[Task], elapsed: float) -> None:
-        """Share the batch's time out among its tasks, and report it if it was too long.
-
-        Reading the clock around every step cost more than the fast path above: CPU time
-        is charged once per batch, in equal shares (exact for a task that ran alone).
-        """
+        # Reading the clock around every step cost more than the fast path above: CPU time
+        # is charged once per batch, in equal shares (exact for a task that ran alone).
+        elapsed = clock() - start
         share = elapsed / len(batch)
         for task in batch:
             task.cpu += share

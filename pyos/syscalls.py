@@ -63,7 +63,7 @@ class SystemCall:
 
     def __repr__(self) -> str:
         args = ", ".join(_short(v) for k, v in getattr(self, "__dict__", {}).items()
-                         if k not in ("task", "sched", "file"))
+                         if k not in ("task", "sched", "file", "armed"))
         return f"{type(self).__name__}({args})"
 
 
@@ -176,6 +176,10 @@ class _IOWait(SystemCall):
     cancellable = True
     external = False
     blocker = None
+    #: The poller that keeps this very wait's file registered across waits (epoll), else
+    #: None; that poller clears it whenever the registration changes.  With the file still
+    #: open under fd, waiting again needs no poller call: the run loop's fast path.
+    armed: Any = None
 
     def __init__(self, f: Any) -> None:
         self.fd = fileno(f)

@@ -307,3 +307,25 @@ def test_a_bare_yield_evaluates_to_none_whatever_came_before() -> None:
         return tid, after_call, value, after_sub
 
     assert pyos.run(main()) == (1, None, "sub's value", None)
+
+
+def test_a_scheduler_has_few_enough_attributes_for_fast_access() -> None:
+    """CPython 3.11 specializes ``self.x`` and ``self.method()`` only on an instance of
+    fewer than 30 attributes; past that each is a dict lookup, paid by every cycle of the
+    main loop.  Options and rarely used state are set only when given: a kernel with a
+    thread pool's (max_threads, at_close) stays under the limit while it runs.  When a new
+    attribute fails this, make it a class attribute set only when used, as those are."""
+    sched = pyos.Scheduler(max_threads=2)
+    sched.at_close(lambda: None)
+
+    def main():
+        yield pyos.Sleep(0)
+        return len(vars(sched))
+
+    try:
+        fresh = len(vars(sched))
+        sched._main_tid = sched.new(main())
+        sched.mainloop()
+        assert sched._main_outcome[0] == fresh < 30, sorted(vars(sched))
+    finally:
+        sched.close()

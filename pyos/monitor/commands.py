@@ -148,7 +148,7 @@ def _stats(ctx: Context, args: list[str]) -> str:
         ("threads", f"{threading.active_count()} in the process"),
         ("loop cycles", f"{sched.cycles}"),
         ("polls", f"{sched.polls}"),
-        ("calls queued", f"{len(sched._calls)} from other threads"),
+        ("calls queued", f"{len(sched._wakeup.calls)} from other threads"),
         ("trace", "on" if sched.trace else "off"),
         ("monitor", f"{ctx.clients()} client(s)"),
     ]
