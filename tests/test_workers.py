@@ -174,15 +174,17 @@ def test_workers_exit_when_the_supervisor_is_killed(tmp_path, lifeline):
     proc, err = script(tmp_path, (
         "import pyos.workers\n"
         f"if {lifeline == 'pipe'}:\n    pyos.workers._prctl = None\n"
-        "def main():\n    yield pyos.Sleep(3600)\n"
+        "def main():\n    logging.getLogger('prog').warning('ready')\n"
+        "    yield pyos.Sleep(3600)\n"
         "sys.exit(pyos.run_workers(main, 2))\n"))
     pids: set[int] = set()
-    try:
-        assert wait_for(lambda: len(children(proc.pid)) == 2), err.read_text()
+    try:   # (killed only once both run main: a loaded machine may take seconds to start them)
+        assert wait_for(lambda: err.read_text().count("ready") == 2), err.read_text()
         pids = children(proc.pid)
+        assert len(pids) == 2
         proc.kill()
         proc.wait(5)
-        assert wait_for(lambda: all(gone(pid) for pid in pids), 3.0), "orphans left behind"
+        assert wait_for(lambda: all(gone(pid) for pid in pids), 10.0), "orphans left behind"
     finally:
         for pid in pids | children(proc.pid):  # orphans are no longer proc's children
             if not gone(pid):
