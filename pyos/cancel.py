@@ -195,7 +195,8 @@ class Cancellation:
         later = min((s.deadline for s in scopes if s.deadline > now), default=None)
         if later is not None:
             self._set_alarm(task, later)
-        if not any(when <= s.deadline <= now for s in scopes):
+        # (a zero timeout is not the alarm's: it fired at its first blocking point)
+        if not any(when <= s.deadline <= now and s.seconds for s in scopes):
             return                     # early: what is left is due later (set just above)
         owner = next(s for s in scopes if s.deadline <= now)
         pending = self._on_its_way(task)

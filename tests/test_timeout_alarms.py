@@ -170,3 +170,28 @@ def test_an_ended_task_leaves_no_alarm() -> None:
     sched.mainloop()
     sched.close()
     assert sched.clock.time() == 1.0 and not sched._alarms and len(sched._timers) == 0
+
+
+def test_an_overdue_alarm_does_not_cancel_again_for_a_zero_timeout_that_was_caught() -> None:
+    """A zero timeout fires at the first blocking point, by itself, not by the alarm.  An
+    alarm left by an ended scope, due but not yet fired when the zero scope is entered,
+    must not cancel the task a second time for it once it caught its Cancelled."""
+    clock, record = VirtualClock(), []
+
+    def main():
+        yield ignore_after(1, Sleep(0))          # the alarm: at 1; its scope ends at once
+        clock.advance(1)                         # the alarm is due, and not yet fired
+        with (yield ignore_after(0)):            # its deadline: 1, the alarm's
+            try:
+                yield Sleep(0)
+            except Cancelled:
+                record.append("zero")
+            try:
+                yield Sleep(0.5)                 # the alarm falls due meanwhile
+                record.append("went on")
+            except Cancelled:
+                record.append("cancelled again")
+        record.append(clock.time())
+
+    pyos.run(main(), clock=clock)
+    assert record == ["zero", "went on", 1.5]
