@@ -20,7 +20,7 @@ import stat
 import weakref
 from typing import Any
 
-from .poller import READ, WRITE, Poller
+from .poller import READ, WRITE, Poller, _closed
 
 __all__ = ["EpollPoller"]
 
@@ -65,7 +65,7 @@ class EpollPoller(Poller):
         """
         fd = wait.fd
         table = self.readers if wait.event == READ else self.writers
-        if wait.armed is self and fd not in table and wait.file.fileno() == fd:
+        if wait.armed is self and fd not in table and not _closed(wait.file, fd):
             table[fd] = task
             return
         super().add(task, wait)

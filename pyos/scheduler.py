@@ -272,11 +272,17 @@ class Scheduler(Trap, Kernel):
                     task.sendval = None    # (it evaluates to None, not to the last answer)
                     requeue(task)
                 elif (value.__class__ is ReadWait and value.armed is poller
-                      and not self._cancels and (fd := value.fd) not in readers
-                      and value.file.fileno() == fd):   # (not closed since: add()'s test)
-                    readers[fd] = task     # a socket reading again, as after each message:
-                    task.wait = value      # its registration stands (_trap does the rest)
-                    task.sendval = None
+                      and not self._cancels and (fd := value.fd) not in readers):
+                    try:   # not closed since (add()'s test): a closed file object raises
+                        same = value.file.fileno() == fd
+                    except (OSError, ValueError):   # (add() makes it the task's error)
+                        same = False
+                    if same:
+                        readers[fd] = task     # a socket reading again, as after each
+                        task.wait = value      # message: its registration stands
+                        task.sendval = None    # (_trap does the rest)
+                    else:
+                        self._trap(task, value)
                 else:
                     self._trap(task, value)
                 task.runs += 1

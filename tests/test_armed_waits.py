@@ -15,6 +15,7 @@ import errno
 import os
 import socket
 
+import pytest
 from helpers import run_watched
 
 import pyos
@@ -99,3 +100,36 @@ def test_closing_the_poller_disarms_its_waits(socketpair):
     finally:
         sched.close()
     assert sock._wait_read.armed is None
+
+
+@pytest.mark.parametrize("event", ["read", "write"])
+def test_a_reused_wait_on_a_file_object_closed_behind_the_kernels_back_fails_the_task(
+        sched, event):
+    """A file object's fileno() raises once it is closed (a socket's gives -1).  Its wait,
+    reused and armed, must fail the task with EBADF, as any closed file does: the error is
+    the task's, and the run loop's shortcut must not raise it out of mainloop()."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    mine, other = (r, w) if event == "read" else (w, r)
+    f = os.fdopen(mine, "rb" if event == "read" else "wb", buffering=0)
+    wait, record = (pyos.ReadWait if event == "read" else pyos.WriteWait)(f), []
+
+    def waiter():
+        yield wait                             # waits, and holds the registration
+        record.append("ready")
+        f.close()                              # behind the kernel's back
+        try:
+            yield wait
+        except OSError as exc:
+            record.append(exc.errno)
+
+    def writer():
+        yield
+        if event == "read":
+            os.write(w, b"x")
+
+    try:
+        run_watched(sched, waiter(), writer(), limit=5)
+    finally:
+        os.close(other)
+    assert record == ["ready", errno.EBADF]
