@@ -167,18 +167,24 @@ class Cancellation:
     def _next_timer(self) -> float | None:
         """The nearest timer that will do something when due, or None (the idle path's).
 
-        An alarm at the top of the heap whose task has no scope open any more is dropped
-        first: the kernel never sleeps until, or jumps virtual time to, a deadline that
-        is gone, and a task that only waits on a queue is reported deadlocked at once.
-        (An alarm that is merely early is left: it fires, and ``_alarm_due`` sets it
-        right, once per deadline's length at most.)
+        An alarm at the top of the heap that no open scope's deadline is due at or after
+        (its scopes ended; those left expired already) is dropped first: the kernel never
+        sleeps until, or jumps virtual time to, a deadline that is gone, and a task that
+        only waits on a queue is reported deadlocked at once.  (An alarm that is merely
+        early is left: it fires, and ``_alarm_due`` sets it right, once per deadline's
+        length at most.)
         """
         timers = self._timers
         while (when := timers.next_deadline()) is not None:
             alarm = timers.heap[0][2]
-            if alarm.__class__ is not _Alarm or self._scopes[alarm.task]:
+            if alarm.__class__ is not _Alarm:
                 return when
-            del self._alarms[alarm.task], self._scopes[alarm.task]
+            scopes = self._scopes[alarm.task]
+            if any(s.deadline >= when and s.seconds for s in scopes):
+                return when            # (see _alarm_due for the zero timeouts)
+            del self._alarms[alarm.task]
+            if not scopes:
+                del self._scopes[alarm.task]
             timers.cancel(alarm)
         return None
 

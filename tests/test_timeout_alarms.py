@@ -195,3 +195,26 @@ def test_an_overdue_alarm_does_not_cancel_again_for_a_zero_timeout_that_was_caug
 
     pyos.run(main(), clock=clock)
     assert record == ["zero", "went on", 1.5]
+
+
+def test_the_idle_kernel_drops_an_alarm_when_the_scopes_left_have_expired() -> None:
+    """The task is still inside a scope that expired (it caught its Cancelled and went
+    on), so its scopes are not all gone; but the alarm an ended scope left stands for
+    none of them: virtual time does not jump to it, and the deadlock is reported at once."""
+    clock = JumpLog()
+    sched = pyos.Scheduler(clock=clock)
+
+    def main():
+        with (yield ignore_after(1)):
+            try:
+                yield WaitQueue().park()
+            except Cancelled:
+                pass                             # expired at 1, and goes on inside it
+            yield ignore_after(5, Sleep(0))      # an alarm at 6, its scope ended
+            yield WaitQueue().park()             # nothing can wake it, nothing is due
+
+    sched.new(main())
+    with pytest.raises(pyos.Deadlock):
+        sched.mainloop()
+    sched.close()
+    assert clock.time() == 1.0 and not [t for t in clock.jumps if t > 1.0]
