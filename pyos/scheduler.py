@@ -268,23 +268,20 @@ class Scheduler(Trap, Kernel):
             except BaseException as exc:  # its innermost frame returned or raised: served
                 ended = exc               # below, or what the task raises next gets this
             else:                         # handler's exception as its __context__
-                if value is None:          # a bare yield: the common case, kept short
-                    task.sendval = None    # (it evaluates to None, not to the last answer)
-                    requeue(task)
-                elif (value.__class__ is ReadWait and value.armed is poller
-                      and not self._cancels and (fd := value.fd) not in readers):
-                    try:   # not closed since (add()'s test): a closed file object raises
-                        same = value.file.fileno() == fd
-                    except (OSError, ValueError):   # (add() makes it the task's error)
-                        same = False
-                    if same:
+                try:
+                    if value is None:          # a bare yield: the common case, kept short
+                        task.sendval = None    # (it evaluates to None, not the last answer)
+                        requeue(task)
+                    elif (value.__class__ is ReadWait and value.armed is poller
+                          and not self._cancels and (fd := value.fd) not in readers
+                          and value.file.fileno() == fd):   # (not closed: add()'s test)
                         readers[fd] = task     # a socket reading again, as after each
                         task.wait = value      # message: its registration stands
                         task.sendval = None    # (_trap does the rest)
                     else:
                         self._trap(task, value)
-                else:
-                    self._trap(task, value)
+                except (OSError, ValueError):  # only that fileno() can raise this here: a
+                    self._trap(task, value)    # file object closed (_trap says so to the task)
                 task.runs += 1
                 continue
             self._trap(task, None, ended)
