@@ -171,7 +171,9 @@ def test_an_idle_client_is_told_and_dropped(chat):
         talker.join(5)
     assert lines[-1] == "* idle for 0.5 s; goodbye"
     assert set(lines[:-1]) == {f"{busy.nick}: tick"}
-    assert 0.5 <= dropped < 1.5
+    # (joined is read once the client has its welcome; the server's deadline started as
+    # it sent it, a few milliseconds earlier on a loaded machine)
+    assert 0.45 <= dropped < 1.5
     busy.say("/who")
     busy.expect(f"* {idle.nick} has left", f"* 1 here: {busy.nick}")
     assert "idle for 0.5 s; goodbye" in server.stderr()
