@@ -224,6 +224,8 @@ class Cancellation:
             self._timers.cancel(alarm)
 
     def deadline(self, task: Task) -> float | None:
-        """The nearest deadline over task's open scopes, or None (for ps and the trace)."""
+        """The nearest deadline still to come over task's open scopes, or None (for ps
+        and the trace): a scope that expired and was carried on in has none left."""
         scopes = self._scopes.get(task)
-        return min(s.deadline for s in scopes) if scopes else None
+        return min((s.deadline for s in scopes if not s.expired), default=None) \
+            if scopes else None

@@ -218,3 +218,31 @@ def test_the_idle_kernel_drops_an_alarm_when_the_scopes_left_have_expired() -> N
         sched.mainloop()
     sched.close()
     assert clock.time() == 1.0 and not [t for t in clock.jumps if t > 1.0]
+
+
+def test_ps_gives_the_deadline_still_to_come_not_an_expired_one() -> None:
+    """Inside a scope that expired (its Cancelled caught), ps shows the next deadline,
+    or none: not "deadline in 0.000s" for one that has already fired."""
+    q, states = WaitQueue("jobs"), []
+
+    def worker():
+        with (yield ignore_after(1)):
+            try:
+                yield Sleep(5)
+            except Cancelled:
+                pass                               # goes on inside the expired scope
+            yield timeout_after(3, q.park())
+            yield q.park()
+
+    def main():
+        tid = yield NewTask(worker(), name="worker")
+        yield Sleep(2)
+        states.append({i.name: i.state for i in (yield pyos.Ps())}["worker"])
+        q.wake()
+        yield Sleep(1)
+        states.append({i.name: i.state for i in (yield pyos.Ps())}["worker"])
+        yield pyos.KillTask(tid)
+
+    pyos.run(main(), clock=VirtualClock())
+    assert states == ["waiting on WaitQueue 'jobs', deadline in 2.000s",
+                      "waiting on WaitQueue 'jobs'"]
