@@ -96,7 +96,7 @@ class Lock(Acquirable):
             self._watched = False
             current_kernel().discard_at_exit(tid, self._owner_ended)
         # Hand the lock to the oldest waiter, its owner from now on; or unlock it
-        self._owner = taker = self._waiters.hand_next(self._guard, self._pass_on)
+        self._owner = taker = self._waiters.hand(self._guard, self._pass_on)
         if taker is None:
             self._locked = False
         elif len(self._waiters):       # others still wait: learn when the new owner ends

@@ -171,22 +171,13 @@ class WaitQueue(Wait):
             woken += 1
         return woken
 
-    def hand(self, value: Any, give_back: Callable[[Any], None]) -> bool:
-        """Wake the oldest parked task with value, which it then owns; False if none.
+    def hand(self, value: Any, give_back: Callable[[Any], None]) -> int | None:
+        """Wake the oldest parked task with value, which it then owns; return its id, or
+        None if nobody waits (so ``if not q.hand(...)`` reads as "nobody took it").
 
         Should that task be killed before it runs, ``give_back(value)`` is called (to pass
-        a lock on, or put an item back): a value once handed over is never lost.
-        """
-        task = self._pop()
-        if task is None:
-            return False
-        self._kernel.hand(task, value, give_back)
-        return True
-
-    def hand_next(self, value: Any, give_back: Callable[[Any], None]) -> int | None:
-        """As hand(), but return the id of the task handed value, or None if none waits.
-
-        For a value with an owner: a lock is its taker's from the moment it is handed.
+        a lock on, or put an item back): a value once handed over is never lost.  The id
+        is for a value with an owner: a lock is its taker's from the moment it is handed.
         """
         task = self._pop()
         if task is None:

@@ -276,8 +276,8 @@ def test_hand_gives_the_value_to_the_oldest_waiter() -> None:
         record.append(len(q))
         q.wake_all()
 
-    run(main())
-    assert record == [False, True, 1, ("a", "token"), ("b", None)]
+    run(main())                      # (main is task 1: a is 2, b is 3)
+    assert record == [None, 2, 1, ("a", "token"), ("b", None)]
     assert back == []
 
 
@@ -342,8 +342,8 @@ def test_hand_skips_a_waiter_that_was_cancelled() -> None:
         yield CancelTask(a)
         record.append(q.hand("token", back.append))
 
-    run(main())
-    assert record == [True, ("b", "token")]
+    run(main())                      # (main is task 1: a is 2, b is 3)
+    assert record == [3, ("b", "token")]
     assert back == []
 
 
