@@ -2,7 +2,7 @@
 
 gather() waits for every target and returns their values in order; first() returns the
 first to return and cancels the rest.  Both start every target in one system call
-(``_SpawnAll``): one call rather than one per child, so that gathering a thousand tasks
+(``TaskGroup._spawn_all``, which spawn() uses for one): so gathering a thousand tasks
 costs a thousand task creations and little else, and no child can run, fail and close
 the group before all of them are counted.
 """
@@ -14,38 +14,9 @@ from collections.abc import Generator
 from typing import Any
 
 from .groups import TaskGroup
-from .syscalls import SystemCall
 from .task import check_target
 
 __all__ = ["first", "gather"]
-
-
-@types.coroutine
-def _spawn_all(group: TaskGroup, targets: tuple[Any, ...]) -> Generator[Any, Any, None]:
-    """Start every target (checked already) as a child of group, in one system call."""
-    if group._owner is None:
-        group._adopt()
-    start = len(group._slots)
-    group._slots += [None] * len(targets)
-    yield _SpawnAll(group, [(slot, group._child(slot, target),
-                             getattr(target, "__qualname__", None))
-                            for slot, target in enumerate(targets, start)])
-
-
-class _SpawnAll(SystemCall):
-    """Many of groups.py's _Spawn in one: each child is counted as soon as it is made."""
-
-    def __init__(self, group: TaskGroup, children: list[tuple[int, Any, str | None]]) -> None:
-        self.group, self.children = group, children
-
-    def handle(self) -> None:
-        new, started = self.sched.new, self.group._started
-        for slot, target, name in self.children:
-            started(new(target, name), slot)
-        self.sched.schedule(self.task)
-
-    def __repr__(self) -> str:
-        return f"spawn {len(self.children)} into {self.group!r}"
 
 
 def _group(targets: tuple[Any, ...], name: str) -> TaskGroup:
@@ -63,7 +34,7 @@ def gather(*targets: Any, return_exceptions: bool = False) -> Generator[Any, Any
     """
     group = _group(targets, "gather")
     group._fail_fast, group._in_slots = not return_exceptions, return_exceptions
-    yield from _spawn_all(group, targets)
+    yield from group._spawn_all(targets)
     return (yield from group.join())  # type: ignore[no-any-return]
 
 
@@ -78,5 +49,5 @@ def first(*targets: Any) -> Generator[Any, Any, tuple[int, Any]]:
         raise ValueError("first() needs at least one target")
     group = _group(targets, "first")
     group._fail_fast, group._first = False, True
-    yield from _spawn_all(group, targets)
+    yield from group._spawn_all(targets)
     return (yield from group.join())  # type: ignore[no-any-return]
