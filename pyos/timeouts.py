@@ -79,13 +79,17 @@ class TimeoutScope(SystemCall):
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if self._state == "exited":
             return False
-        self._state = "exited"
-        self._kernel.exit_scope(self._owner, self)
+        self._leave()
         if isinstance(exc, Cancelled) and exc.scope is self:
             if self.ignore:
                 return True
             raise TaskTimeout(f"timed out after {self.seconds} seconds") from exc
         return False
+
+    def _leave(self) -> None:
+        """Close the scope in the kernel: a plain call, which never blocks."""
+        self._state = "exited"
+        self._kernel.exit_scope(self._owner, self)
 
     async def __aenter__(self) -> TimeoutScope:
         return await self  # type: ignore[no-any-return]
@@ -124,8 +128,7 @@ def _run(scope: TimeoutScope, op: Any, default: Any) -> Generator[Any, Any, Any]
     kernel = current_kernel()
     task = kernel.current if kernel is not None else None
     if task is not None:             # entering never blocks: no trip through the kernel
-        scope._state, scope._kernel, scope._owner = "entered", kernel, task
-        kernel.enter_scope(task, scope, scope.seconds)   # (what _enter does, less a call)
+        scope._enter(kernel, task)
     else:
         yield scope                  # (outside a running task: the kernel says what is wrong)
     try:
@@ -137,6 +140,5 @@ def _run(scope: TimeoutScope, op: Any, default: Any) -> Generator[Any, Any, Any]
         if scope.__exit__(exc.__class__, exc, exc.__traceback__):
             return default           # ignore_after's deadline passed
         raise
-    scope._state = "exited"
-    scope._kernel.exit_scope(scope._owner, scope)
+    scope._leave()                   # (op returned: nothing for __exit__ to turn)
     return result
