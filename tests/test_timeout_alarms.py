@@ -93,6 +93,14 @@ def test_an_early_alarm_does_not_revive_an_expired_outer_scope() -> None:
     assert 3.0 <= waited <= 3.0 + STEP and owned         # (busy may run first)
 
 
+def run_to_deadlock(sched: pyos.Scheduler, main) -> None:
+    """Run main until the kernel reports that nothing can ever wake it."""
+    sched.new(main)
+    with pytest.raises(pyos.Deadlock):
+        sched.mainloop()
+    sched.close()
+
+
 class JumpLog(VirtualClock):
     """A virtual clock that records where the idle kernel makes it jump."""
 
@@ -117,10 +125,7 @@ def test_the_idle_kernel_drops_the_alarm_of_ended_scopes() -> None:
             yield Sleep(0)
         yield WaitQueue().park()                 # nothing can wake it, nothing is due
 
-    sched.new(main())
-    with pytest.raises(pyos.Deadlock):
-        sched.mainloop()
-    sched.close()
+    run_to_deadlock(sched, main())
     assert clock.time() == 0.0 and not [t for t in clock.jumps if t > 0]
 
 
@@ -213,10 +218,7 @@ def test_the_idle_kernel_drops_an_alarm_when_the_scopes_left_have_expired() -> N
             yield ignore_after(5, Sleep(0))      # an alarm at 6, its scope ended
             yield WaitQueue().park()             # nothing can wake it, nothing is due
 
-    sched.new(main())
-    with pytest.raises(pyos.Deadlock):
-        sched.mainloop()
-    sched.close()
+    run_to_deadlock(sched, main())
     assert clock.time() == 1.0 and not [t for t in clock.jumps if t > 1.0]
 
 
