@@ -37,7 +37,6 @@ class Exits:
     _exit_hooks: dict[int, Any]
     _joins: dict[int, Any]
     _main_tid: int
-    _main_outcome: tuple[Any, BaseException | None]
     _outcomes: Any
     trace: bool
     _forget_cancels: Callable[[Task], None]
@@ -85,7 +84,7 @@ class Exits:
                 if not main:
                     _release_frames(exc)  # kept for later: don't keep its sockets alive
         if main:
-            self._main_outcome = (value, error)
+            self._outcomes.main = (value, error)
         if self.trace:
             how = ("killed" if isinstance(exc, TaskKilled) else
                    f"raised {exc!r}" if error is not None else "returned")

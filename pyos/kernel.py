@@ -70,7 +70,6 @@ class Kernel(Cancellation, Exits):
         self.trace = trace
         # run()'s target: its failure is raised by run(), so logged only if others still run
         self._main_tid = 0
-        self._main_outcome: tuple[Any, BaseException | None] = (None, None)
         self.current: Task | None = None     # the task running now (runtime.current_tid)
         # task -> (its run count, give_back) for values handed over: see hand()
         self._handoffs: dict[Task, tuple[int, Callable[[Any], None]]] = {}

@@ -34,6 +34,8 @@ class Outcomes:
         self._kept: OrderedDict[int, Outcome] = OrderedDict()
         self._keep = keep
         self.forgotten_values = 0   # values dropped unread, for the summary
+        # run()'s target's (value, exception): never dropped, and never collected by tid
+        self.main: tuple[Any, BaseException | None] = (None, None)
 
     def __len__(self) -> int:
         return len(self._kept)

@@ -59,6 +59,7 @@ class Scheduler(Trap, Kernel):
     # Options, set on the instance only when given: CPython 3.11 stops specializing
     # ``self.x`` for an instance of 30 attributes or more (test_scheduler.py counts them).
     slow_task: float = 0.1               # a batch longer than this is reported
+    cpu_tick: float = 0.001              # CPU time is charged in ticks: see _bill()
     max_threads: int | None = None       # run_in_thread's pool (None: threads.py's default)
     timeline: Timeline | None = None     # the recorder, if asked for (pyos/timeline)
     _monitor: Any = None                 # the console, if asked for (pyos/monitor)
@@ -83,6 +84,7 @@ class Scheduler(Trap, Kernel):
         self._poller.set_wakeup_fd(self._wakeup.fileno())
         self._audit_due = False              # tasks have run since the last audit
         self._last_audit = -float("inf")
+        self._unbilled = 0.0                 # CPU time run since a tick was last charged
         if slow_task != type(self).slow_task:
             self.slow_task = float("inf") if slow_task is None else slow_task
         if max_threads is not None and max_threads < 1:
@@ -287,14 +289,29 @@ class Scheduler(Trap, Kernel):
             self._trap(task, None, ended)
             task.runs += 1
         self.current = None
-        # Reading the clock around every step cost more than the fast path above: CPU time
-        # is charged once per batch, in equal shares (exact for a task that ran alone).
         elapsed = clock() - start
-        share = elapsed / len(batch)
-        for task in batch:
-            task.cpu += share
+        unbilled = self._unbilled + elapsed
+        if unbilled < self.cpu_tick:
+            self._unbilled = unbilled
+        else:
+            self._unbilled = 0.0
+            self._bill(batch, unbilled)
         if elapsed > self.slow_task:
             report_slow(batch, elapsed)
+
+    def _bill(self, batch: list[Any], seconds: float) -> None:
+        """Charge seconds of CPU time to the tasks of batch, in equal shares.
+
+        CPU time is sampled, as a Unix kernel's clock tick samples it: time accrues until
+        it adds up to ``cpu_tick``, and the batch that runs across the tick is charged all
+        of it.  A batch's chance of that is in proportion to its length, so each task's
+        figure is right on average, the total is exact, and a batch longer than a tick
+        (the slow task ps is asked about) is charged at once.  Reading the clock around
+        every step, or charging every batch, cost more than the run loop's fast path.
+        """
+        share = seconds / len(batch)
+        for task in batch:
+            task.cpu += share
 
     def _abort(self) -> None:
         """The loop is being left by an exception (Ctrl-C, Deadlock): unwind every task."""
@@ -319,7 +336,7 @@ def run(target: Any, **options: Any) -> Any:
         sched.mainloop()
     finally:
         sched.close()
-    value, exc = sched._main_outcome
+    value, exc = sched._outcomes.main
     if isinstance(exc, Cancelled):
         raise TaskCancelled(f"task {sched._main_tid} was cancelled",
                             sched._main_tid, name) from exc

@@ -203,7 +203,7 @@ def test_the_error_traced_for_a_call_is_the_one_the_caller_gets(sched, caplog):
 
 # -- Regression: what the new code does right, and nothing else pinned ------------------------
 def test_run_raises_taskkilled_when_its_target_is_killed(caplog):
-    """run() keeps its target's outcome in _main_outcome: a target killed by another task
+    """run() keeps its target's outcome in _outcomes.main: a target killed by another task
     makes run() raise TaskKilled, logged by nobody; the next run() starts clean."""
     def main():
         me = yield GetTid()

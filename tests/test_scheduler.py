@@ -326,6 +326,6 @@ def test_a_scheduler_has_few_enough_attributes_for_fast_access() -> None:
         fresh = len(vars(sched))
         sched._main_tid = sched.new(main())
         sched.mainloop()
-        assert sched._main_outcome[0] == fresh < 30, sorted(vars(sched))
+        assert sched._outcomes.main[0] == fresh < 30, sorted(vars(sched))
     finally:
         sched.close()

@@ -100,3 +100,46 @@ def test_a_slow_batch_of_several_tasks_names_them(caplog):
     assert re.fullmatch(r"2 tasks ran (\d+) ms between two polls without yielding "
                         r"\(<Task 1 'quick'>, <Task 2 'hog'>\); the last, <Task 2 'hog'>, "
                         r"is now at .+:\d+ in hog", record.getMessage()), record.getMessage()
+
+
+# -- CPU time, sampled in ticks ----------------------------------------------------------
+def spinner(steps, seconds):
+    """Busy for `seconds` of CPU at each of `steps` steps."""
+    for _ in range(steps):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+        yield
+
+
+def test_cpu_time_accrues_until_a_tick_and_the_total_is_kept():
+    """Short batches are not charged one by one: their time adds up, and the batch that
+    takes it past ``cpu_tick`` is charged all of it.  Nothing is lost: charged plus not
+    yet charged is at least the time the task spun."""
+    sched = pyos.Scheduler()
+    sched.cpu_tick = 0.005
+    try:
+        tid = sched.new(spinner(100, 0.0002))      # 100 steps of 0.2 ms: 20 ms in all
+        task = sched._tasks[tid]
+        sched.mainloop()
+    finally:
+        sched.close()
+    assert 0 < sched._unbilled < 0.005             # what the last tick has not charged
+    assert task.cpu >= 0.015                       # at least three ticks were charged
+    assert task.cpu + sched._unbilled >= 0.02      # and the sum is all of it
+
+
+def test_a_batch_longer_than_a_tick_is_charged_at_once_and_shared():
+    """Two tasks in one batch of 10 ms share its charge equally; with a tick no batch
+    reaches, nothing is charged, which shows the time is sampled, not read per batch."""
+    for tick, charged in ((0.001, True), (3600.0, False)):
+        sched = pyos.Scheduler()
+        sched.cpu_tick = tick
+        try:
+            tasks = [sched._tasks[sched.new(spinner(1, 0.005))] for _ in range(2)]
+            sched.mainloop()
+        finally:
+            sched.close()
+        first, second = (task.cpu for task in tasks)
+        assert first == second
+        assert (first >= 0.005) is charged, (tick, first)
