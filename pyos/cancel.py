@@ -176,12 +176,13 @@ class Cancellation:
         """
         timers = self._timers
         while (when := timers.next_deadline()) is not None:
-            alarm = timers.heap[0][2]
+            alarm = timers.heap[0][2]   # (the heap may have been rebuilt: read it again)
             if alarm.__class__ is not _Alarm:
                 return when
             scopes = self._scopes[alarm.task]
-            if any(s.deadline >= when and s.seconds for s in scopes):
-                return when            # (see _alarm_due for the zero timeouts)
+            for scope in scopes:       # (a loop, not any(): this runs at every idle cycle)
+                if scope.deadline >= when and scope.seconds:
+                    return when        # (see _alarm_due for the zero timeouts)
             del self._alarms[alarm.task]
             if not scopes:
                 del self._scopes[alarm.task]

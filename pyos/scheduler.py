@@ -193,10 +193,15 @@ class Scheduler(Trap, Kernel):
                 timeout = None
             elif self.clock.virtual:   # idle time passes at once: look, then jump
                 timeout, jump = 0, deadline
-            else:
-                timeout = min(max(0.0, deadline - self._now()), self.max_block)
+            else:          # (tests, not min() and max(): every idle cycle comes here)
+                timeout = deadline - self._now()
+                if timeout > self.max_block:
+                    timeout = self.max_block
+                elif timeout < 0:
+                    timeout = 0
             if waiting and self._audit_due and timeout != 0:  # audit once idle (below)
-                timeout = self.audit_after if timeout is None else min(timeout, self.audit_after)
+                if timeout is None or timeout > self.audit_after:
+                    timeout = self.audit_after
         if waiting or timeout != 0:
             self.polls += 1
             woken = poller.poll(timeout)
