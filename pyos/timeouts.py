@@ -26,7 +26,7 @@ from collections.abc import Generator
 from typing import Any
 
 from .errors import Cancelled, TaskTimeout
-from .runtime import current_kernel
+from .runtime import _local
 from .syscalls import SystemCall, check_seconds
 from .task import COROUTINE_TYPES
 
@@ -77,14 +77,10 @@ class TimeoutScope(SystemCall):
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if self._state == "exited":
+        if self._state != "entered":
             return False
         self._leave()
-        if isinstance(exc, Cancelled) and exc.scope is self:
-            if self.ignore:
-                return True
-            raise TaskTimeout(f"timed out after {self.seconds} seconds") from exc
-        return False
+        return _expired(self, exc)
 
     def _leave(self) -> None:
         """Close the scope in the kernel: a plain call, which never blocks."""
@@ -98,47 +94,86 @@ class TimeoutScope(SystemCall):
         return self.__exit__(exc_type, exc, tb)
 
 
+def _expired(scope: TimeoutScope, exc: BaseException | None) -> bool:
+    """scope has been left with exc: True to swallow it (ignore_after's deadline passed);
+    a TaskTimeout is raised for timeout_after's; False for anything else."""
+    if isinstance(exc, Cancelled) and exc.scope is scope:
+        if scope.ignore:
+            return True
+        raise TaskTimeout(f"timed out after {scope.seconds} seconds") from exc
+    return False
+
+
 def timeout_after(seconds: float | None, op: Any = None) -> Any:
     """Run op, raising TaskTimeout if it takes longer than seconds; or, without op, a scope.
 
     op is a generator or coroutine object, or a SystemCall; its value is returned.
     ``seconds=None`` sets no deadline (enclosing ones still apply).
     """
-    scope = TimeoutScope(seconds, False)
-    return scope if op is None else _run(scope, op, None)
+    if op is None:
+        return TimeoutScope(seconds, False)
+    if seconds is not None and (seconds.__class__ not in _NUMBERS or not seconds >= 0):
+        check_seconds(seconds, "a timeout")   # (here, not when op runs: where the call is)
+    return _run(seconds, False, op, None)
 
 
 def ignore_after(seconds: float | None, op: Any = None, default: Any = None) -> Any:
     """As timeout_after, but on expiry op's result is default instead of an error."""
-    scope = TimeoutScope(seconds, True)
-    return scope if op is None else _run(scope, op, default)
+    if op is None:
+        return TimeoutScope(seconds, True)
+    if seconds is not None and (seconds.__class__ not in _NUMBERS or not seconds >= 0):
+        check_seconds(seconds, "a timeout")
+    return _run(seconds, True, op, default)
+
+
+class _OpScope(TimeoutScope):
+    """The op form's scope: _run sets its fields itself (the seconds are checked already).
+
+    Calling a class without a Python ``__init__`` is the quickest way CPython makes an
+    object, and a server may make one per read.
+    """
+
+    __slots__ = ()
+    __init__ = object.__init__   # type: ignore[assignment]
 
 
 @types.coroutine
-def _run(scope: TimeoutScope, op: Any, default: Any) -> Generator[Any, Any, Any]:
-    """op under scope: usable with ``yield`` in generator tasks and ``await`` in async ones.
+def _run(seconds: float | None, ignore: bool, op: Any, default: Any
+         ) -> Generator[Any, Any, Any]:
+    """op under a deadline: usable with ``yield`` in generator tasks, ``await`` in async ones.
 
     A generator or coroutine op runs by Python's own delegation (``yield from``), not as
     a call on the kernel's trampoline: the same frames and the same exceptions at the
     same places, but its value comes back without a StopIteration through the kernel.
     Only a system call (or anything else, which the kernel rejects with advice) is
-    yielded to the kernel.  A server may run every read through here, so the scope is
-    entered and left by plain calls, and ``__exit__`` runs only when op raised.
+    yielded to the kernel.  A server may run every read through here, so this is the
+    with-form written out for speed: the scope is made without ``__init__`` (the caller
+    checked the seconds), entered and left by one plain call to the kernel each, and its
+    exception turned only when op raised.  Nobody else holds the scope (but a
+    Cancelled it sent), so it is never "entered" for ``with``, and ``__exit__`` ignores it.
     """
-    kernel = current_kernel()
+    scope = _OpScope()
+    scope.seconds = seconds
+    scope.ignore = ignore
+    scope.expired = False
+    scope.deadline = _INF
+    scope._state = "op"
+    kernel = getattr(_local, "kernel", None)          # (runtime.current_kernel, inlined)
     task = kernel.current if kernel is not None else None
-    if task is not None:             # entering never blocks: no trip through the kernel
-        scope._enter(kernel, task)
-    else:
-        yield scope                  # (outside a running task: the kernel says what is wrong)
+    if task is None:
+        if op.__class__ in COROUTINE_TYPES:
+            op.close()               # (it never runs: no "never awaited" warning)
+        raise RuntimeError(f"{scope!r} runs an op in a pyos task: yield (or await) it there")
+    kernel.enter_scope(task, scope, seconds)   # never blocks: no trip through the kernel
     try:
         if op.__class__ in COROUTINE_TYPES:
             result = yield from op
         else:
             result = yield op
     except BaseException as exc:
-        if scope.__exit__(exc.__class__, exc, exc.__traceback__):
+        kernel.exit_scope(task, scope)
+        if _expired(scope, exc):
             return default           # ignore_after's deadline passed
         raise
-    scope._leave()                   # (op returned: nothing for __exit__ to turn)
+    kernel.exit_scope(task, scope)
     return result

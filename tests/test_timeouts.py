@@ -104,11 +104,12 @@ def test_timeout_after_raises_task_timeout_at_the_deadline(op, style) -> None:
             yield timeout_after(1, op_)
         except TaskTimeout as exc:
             seen.append((clock.time(), isinstance(exc, PyosError), isinstance(exc, TimeoutError),
-                         type(exc.__cause__), type(exc.__cause__.scope)))
+                         type(exc.__cause__), isinstance(exc.__cause__.scope, TimeoutScope),
+                         repr(exc.__cause__.scope)))
         return GetTid()
 
     pyos.run(in_task(style, body), clock=clock)
-    assert seen == [(1.0, True, True, Cancelled, TimeoutScope)]
+    assert seen == [(1.0, True, True, Cancelled, True, "timeout_after(1)")]
 
 
 @pytest.mark.parametrize("style", ["generator", "async"])
@@ -759,3 +760,18 @@ def test_a_task_waiting_under_a_deadline_on_a_socket_is_woken_by_it(vsched, sock
     vsched.new(main())
     vsched.mainloop()
     assert record == [("writable", 1.0)]
+
+
+def test_the_op_form_driven_outside_a_task_says_so_and_closes_its_op() -> None:
+    """An op under timeout_after runs in a pyos task; driven by anything else (a loop, or
+    another framework), it raises a RuntimeError that says so, and the op it was given
+    is closed, not left to warn that it was never awaited."""
+    def op():
+        yield Sleep(1)
+
+    gen = op()
+    with pytest.raises(RuntimeError, match=r"timeout_after\(1\) runs an op in a pyos task"):
+        next(timeout_after(1, gen))
+    assert gen.gi_frame is None                    # closed
+    with pytest.raises(RuntimeError, match=r"ignore_after\(2\) runs an op"):
+        next(ignore_after(2, Sleep(1)))
