@@ -31,8 +31,9 @@ from .locks import Condition, Lock, RLock
 from .pipes import PipeStream
 from .process import Process, open_process
 from .queues import LifoQueue, PriorityQueue, Queue
+from .runner import run
 from .runtime import current_tid
-from .scheduler import Scheduler, run
+from .scheduler import Scheduler
 from .serve import serve
 from .signals import SignalWatch
 from .sockets import Socket, listen, open_connection

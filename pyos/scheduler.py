@@ -13,7 +13,10 @@ repeats three phases until no task is left:
    yields.  A bare ``yield`` puts it at the back of the queue; a generator or coroutine
    is called on the task's trampoline stack; a ``SystemCall`` is handled.  A call or
    sub-coroutine call that completes at once lets the task go on in the same turn, up
-   to ``calls_per_turn`` of them.
+   to ``calls_per_turn`` of them.  When the next cycle's phases 1 and 2 would do nothing
+   (no descriptor waited on, no timer due, no call from another thread), phase 3 runs
+   that cycle's batch at once, counted as a cycle: a hand-off between two tasks, which
+   readies one task at a time, then costs a batch instead of a trip round the loop.
 
 The kernel knows nothing about sockets.  Faults stay where they happen: an exception in
 a task ends that task only (logged to logger "pyos", passed to its waiters), and bad
@@ -30,9 +33,10 @@ import threading
 from time import perf_counter as clock
 from typing import Any
 
-from .debug import deadlock_report, report_slow
+from .accounting import Accounting
+from .debug import deadlock_report
 from .dump import dump_on_signal
-from .errors import Cancelled, Deadlock, TaskCancelled
+from .errors import Deadlock
 from .kernel import Kernel
 from .poller import make_poller
 from .runtime import current_kernel, set_kernel
@@ -42,12 +46,12 @@ from .trap import Trap
 from .waits import SleepWait
 from .wakeup import Wakeup
 
-__all__ = ["Scheduler", "run"]
+__all__ = ["Scheduler"]
 
 log = logging.getLogger("pyos")
 
 
-class Scheduler(Trap, Kernel):
+class Scheduler(Trap, Accounting, Kernel):
     """Runs tasks round-robin and serves their system calls.  See the module docstring."""
 
     #: Idle this long with tasks waiting on I/O, the kernel checks for closed descriptors.
@@ -58,8 +62,7 @@ class Scheduler(Trap, Kernel):
 
     # Options, set on the instance only when given: CPython 3.11 stops specializing
     # ``self.x`` for an instance of 30 attributes or more (test_scheduler.py counts them).
-    slow_task: float = 0.1               # a batch longer than this is reported
-    cpu_tick: float = 0.001              # CPU time is charged in ticks: see _bill()
+    #  slow_task (a batch longer than this is reported) and cpu_tick: accounting.py
     max_threads: int | None = None       # run_in_thread's pool (None: threads.py's default)
     timeline: Timeline | None = None     # the recorder, if asked for (pyos/timeline)
     _monitor: Any = None                 # the console, if asked for (pyos/monitor)
@@ -87,6 +90,7 @@ class Scheduler(Trap, Kernel):
         self._unbilled = 0.0                 # CPU time run since a tick was last charged
         if slow_task != type(self).slow_task:
             self.slow_task = float("inf") if slow_task is None else slow_task
+        self._adjust_tick()                  # (accounting.py)
         if max_threads is not None and max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, not {max_threads!r}")
         if max_threads is not None:
@@ -262,61 +266,53 @@ class Scheduler(Trap, Kernel):
     def _run_ready(self) -> None:  # (a timeline calls it with one task at a time)
         if not self._ready:
             return
-        batch, self._ready = self._ready, []
-        requeue = self._ready.append
         poller = self._poller
         readers = poller.readers
         self._audit_due = True
         start = clock()
-        for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
-            self.current = task
-            try:
-                value = task.coro.send(task.sendval)
-            except BaseException as exc:  # its innermost frame returned or raised: served
-                ended = exc               # below, or what the task raises next gets this
-            else:                         # handler's exception as its __context__
+        while True:   # a batch, and more while phases 1 and 2 have nothing to do (below)
+            batch, self._ready = self._ready, []
+            requeue = self._ready.append
+            for task in batch:  # (the SIGUSR1 dump reads `task` and `start` from this frame)
+                self.current = task
                 try:
-                    if value is None:          # a bare yield: the common case, kept short
-                        task.sendval = None    # (it evaluates to None, not the last answer)
-                        requeue(task)
-                    elif (value.__class__ is ReadWait and value.armed is poller
-                          and not self._cancels and (fd := value.fd) not in readers
-                          and value.file.fileno() == fd):   # (not closed: add()'s test)
-                        readers[fd] = task     # a socket reading again, as after each
-                        task.wait = value      # message: its registration stands
-                        task.sendval = None    # (_trap does the rest)
-                    else:
-                        self._trap(task, value)
-                except (OSError, ValueError):  # only that fileno() can raise this here: a
-                    self._trap(task, value)    # file object closed (_trap says so to the task)
+                    value = task.coro.send(task.sendval)
+                except BaseException as exc:  # its innermost frame returned or raised: served
+                    ended = exc               # below, or what the task raises next gets this
+                else:                         # handler's exception as its __context__
+                    try:
+                        if value is None:          # a bare yield: the common case, kept short
+                            task.sendval = None    # (it evaluates to None, not the last answer)
+                            requeue(task)
+                        elif (value.__class__ is ReadWait and value.armed is poller
+                              and not self._cancels and (fd := value.fd) not in readers
+                              and value.file.fileno() == fd):   # (not closed: add()'s test)
+                            readers[fd] = task     # a socket reading again, as after each
+                            task.wait = value      # message: its registration stands
+                            task.sendval = None    # (_trap does the rest)
+                        else:
+                            self._trap(task, value)
+                    except (OSError, ValueError):  # only that fileno() can raise this here: a
+                        self._trap(task, value)    # file object closed (_trap tells the task)
+                    task.runs += 1
+                    continue
+                self._trap(task, None, ended)
                 task.runs += 1
-                continue
-            self._trap(task, None, ended)
-            task.runs += 1
+            now = clock()
+            unbilled = self._unbilled + now - start   # CPU time, charged by the tick
+            if unbilled < self.cpu_tick:              # (accounting.py)
+                self._unbilled = unbilled
+            else:
+                self._tick(batch, unbilled, now - start)
+            # The next cycle's phases 1 and 2 would do nothing: run its batch now, with
+            # the same tasks in the same order, but without two calls and this set-up.
+            if not self._ready or readers or poller.writers or poller.broken \
+                    or self._wakeup.calls or self.timeline is not None \
+                    or (self._timers.heap and self._timers.heap[0][0] <= self._now()):
+                break
+            self._unpolled += 1    # (a cycle of its own, that did not poll)
+            start = now
         self.current = None
-        elapsed = clock() - start
-        unbilled = self._unbilled + elapsed
-        if unbilled < self.cpu_tick:
-            self._unbilled = unbilled
-        else:
-            self._unbilled = 0.0
-            self._bill(batch, unbilled)
-        if elapsed > self.slow_task:
-            report_slow(batch, elapsed)
-
-    def _bill(self, batch: list[Any], seconds: float) -> None:
-        """Charge seconds of CPU time to the tasks of batch, in equal shares.
-
-        CPU time is sampled, as a Unix kernel's clock tick samples it: time accrues until
-        it adds up to ``cpu_tick``, and the batch that runs across the tick is charged all
-        of it.  A batch's chance of that is in proportion to its length, so each task's
-        figure is right on average, the total is exact, and a batch longer than a tick
-        (the slow task ps is asked about) is charged at once.  Reading the clock around
-        every step, or charging every batch, cost more than the run loop's fast path.
-        """
-        share = seconds / len(batch)
-        for task in batch:
-            task.cpu += share
 
     def _abort(self) -> None:
         """The loop is being left by an exception (Ctrl-C, Deadlock): unwind every task."""
@@ -326,25 +322,3 @@ class Scheduler(Trap, Kernel):
             except Exception:
                 log.exception("while unwinding task %d", tid)
         self._ready.clear()
-
-
-def run(target: Any, **options: Any) -> Any:
-    """Run target, and every task it starts, to completion; return target's result.
-
-    target's exception, if it fails, is raised here; it is also logged at once if other
-    tasks are still running then, so it is never silent.  options go to ``Scheduler()``.
-    """
-    sched = Scheduler(**options)
-    try:
-        sched._main_tid = sched.new(target)
-        name = sched._tasks[sched._main_tid].name
-        sched.mainloop()
-    finally:
-        sched.close()
-    value, exc = sched._outcomes.main
-    if isinstance(exc, Cancelled):
-        raise TaskCancelled(f"task {sched._main_tid} was cancelled",
-                            sched._main_tid, name) from exc
-    if exc is not None:
-        raise exc
-    return value
