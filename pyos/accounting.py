@@ -4,9 +4,10 @@ The run phase (scheduler.py) times each batch of tasks with two clock reads and 
 the time to ``_unbilled``.  Charging it to the batch's tasks at every batch was a loop
 over the batch at every cycle, more than the run loop's fast path costs per task, so
 CPU time is *sampled*, as a Unix kernel's clock tick samples it: once the time not yet
-charged adds up to ``cpu_tick``, the batch running then is charged all of it, in equal
-shares.  A batch's chance of being that one is in proportion to its length, so each
-task's figure is right on average and the total is exact; a batch longer than a tick,
+charged adds up to ``cpu_tick``, the batch running then is charged its whole ticks, in
+equal shares, and the rest (less than a tick) waits for the next one.  A batch's chance
+of being that one is in proportion to its length, so each task's figure is right on
+average and charged plus ``_unbilled`` is the exact total; a batch longer than a tick,
 the hog ps is asked about, is charged at once.
 
 A batch long enough to report (``slow_task``) always completes a tick, so the report is
@@ -36,9 +37,17 @@ class Accounting:
 
     def _tick(self, batch: list[Task], unbilled: float, elapsed: float) -> None:
         """The time not yet charged reached a tick while batch ran (for elapsed seconds):
-        charge all of it to batch, and report batch if it ran too long."""
-        self._unbilled = 0.0
-        share = unbilled / len(batch)
+        charge its whole ticks to batch, and report batch if it ran too long.
+
+        What is left over, less than a tick, is carried to the next one, as a clock tick
+        keeps its own time.  Starting again from zero at each tick would tie the ticks to
+        batch boundaries: a pair of tasks handing off to each other, with a period a
+        little over a tick, would be charged at the same one of its steps every time.
+        """
+        tick = self.cpu_tick
+        charged = unbilled - unbilled % tick if tick > 0 else unbilled
+        self._unbilled = unbilled - charged
+        share = charged / len(batch)
         for task in batch:
             task.cpu += share
         if elapsed > self.slow_task:
