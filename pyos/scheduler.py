@@ -306,8 +306,9 @@ class Scheduler(Trap, Accounting, Kernel):
                 self._tick(batch, unbilled, now - start)
             # The next cycle's phases 1 and 2 would do nothing: run its batch now, with
             # the same tasks in the same order, but without two calls and this set-up.
+            # (No task left: the loop ends there, and what is queued is stale entries.)
             if not self._ready or readers or poller.writers or poller.broken \
-                    or self._wakeup.calls or self.timeline is not None \
+                    or self._wakeup.calls or self.timeline is not None or not self._tasks \
                     or (self._timers.heap and self._timers.heap[0][0] <= self._now()):
                 break
             self._unpolled += 1    # (a cycle of its own, that did not poll)

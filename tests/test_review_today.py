@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pyos
+from pyos import KillTask
 
 
 def spin(seconds: float) -> None:
@@ -47,3 +48,27 @@ def test_cpu_time_of_a_ping_pong_pair_goes_to_the_task_that_spent_it():
     assert a.cpu + b.cpu + sched._unbilled >= spent          # nothing lost
     assert a.cpu > b.cpu, (a.cpu, b.cpu)                     # the hog is the hog
     assert b.cpu < 0.55 * (a.cpu + b.cpu), (a.cpu, b.cpu)    # its share is ~36%, not 100%
+
+
+# -- Rounds: exactly what going round the main loop did ----------------------------------
+def test_no_round_runs_after_the_last_task_has_exited():
+    """A task killed while it sat in the ready queue leaves a stale entry there.  When the
+    killer was the last task, the main loop ended (``while self._tasks``): no further
+    cycle, and the dead task never "ran" again.  A round must not run that entry either:
+    it counted a cycle the loop never made, and a second run for a task that had ended."""
+    sched = pyos.Scheduler(clock=pyos.VirtualClock())
+
+    def victim():
+        for _ in range(10):
+            yield
+
+    def killer():
+        yield KillTask(1)
+
+    try:
+        v = sched._tasks[sched.new(victim())]
+        sched.new(killer())
+        sched.mainloop()
+    finally:
+        sched.close()
+    assert (sched.cycles, v.runs) == (1, 1)   # its one step, in the one cycle
