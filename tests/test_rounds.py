@@ -17,7 +17,7 @@ import time
 import pytest
 
 import pyos
-from pyos import Sleep
+from pyos import KillTask, Sleep
 
 PAIRS = 200   # hand-offs each test's two tasks make, at most
 
@@ -154,3 +154,26 @@ def test_a_call_from_another_thread_ends_the_rounds(sched):
     sched.mainloop()
     assert record[0] == "called"
     assert record[1][0] == "lead stopped" and record[1][1] < 20
+
+
+def test_no_round_runs_after_the_last_task_has_exited():
+    """A task killed while it sat in the ready queue leaves a stale entry there.  When the
+    killer was the last task, the main loop ended (``while self._tasks``): no further
+    cycle, and the dead task never "ran" again.  A round must not run that entry either:
+    it counted a cycle the loop never made, and a second run for a task that had ended."""
+    sched = pyos.Scheduler(clock=pyos.VirtualClock())
+
+    def victim():
+        for _ in range(10):
+            yield
+
+    def killer():
+        yield KillTask(1)
+
+    try:
+        v = sched._tasks[sched.new(victim())]
+        sched.new(killer())
+        sched.mainloop()
+    finally:
+        sched.close()
+    assert (sched.cycles, v.runs) == (1, 1)   # its one step, in the one cycle

@@ -103,12 +103,17 @@ def test_a_slow_batch_of_several_tasks_names_them(caplog):
 
 
 # -- CPU time, sampled in ticks ----------------------------------------------------------
+def spend(seconds):
+    """Busy for seconds of CPU, in the calling task's step."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def spinner(steps, seconds):
     """Busy for `seconds` of CPU at each of `steps` steps."""
     for _ in range(steps):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
+        spend(seconds)
         yield
 
 
@@ -143,3 +148,37 @@ def test_a_batch_longer_than_a_tick_is_charged_at_once_and_shared():
         first, second = (task.cpu for task in tasks)
         assert first == second
         assert (first >= 0.005) is charged, (tick, first)
+
+
+def test_cpu_time_of_a_ping_pong_pair_goes_to_the_task_that_spent_it():
+    """Two tasks handing a number back and forth (what rounds are for): one spends 0.7 ms
+    a step, the other 0.4 ms, so a period is 1.1 ms, over one tick.  Sampling must charge
+    each task its share on average; restarting the count from zero at every tick made the
+    phase lock onto the same step every time, so that the light task was charged all of
+    the pair's time and the heavy one nothing: ps named the wrong hog."""
+    ping, pong = pyos.Queue(), pyos.Queue()
+    exchanges = 60
+
+    def heavy():
+        for i in range(exchanges):
+            spend(0.0007)
+            yield ping.put(i)
+            yield pong.get()
+        yield ping.put(None)
+
+    def light():
+        while (yield ping.get()) is not None:
+            spend(0.0004)
+            yield pong.put(0)
+
+    sched = pyos.Scheduler()
+    try:
+        a = sched._tasks[sched.new(heavy())]
+        b = sched._tasks[sched.new(light())]
+        sched.mainloop()
+    finally:
+        sched.close()
+    spent = exchanges * 0.0011
+    assert a.cpu + b.cpu + sched._unbilled >= spent          # nothing lost
+    assert a.cpu > b.cpu, (a.cpu, b.cpu)                     # the hog is the hog
+    assert b.cpu < 0.55 * (a.cpu + b.cpu), (a.cpu, b.cpu)    # its share is ~36%, not 100%
