@@ -58,7 +58,11 @@ class Trap:
                 try:
                     value = task.advance(exc)      # pass a return or raise down the stack
                 except BaseException as final:     # the outermost frame ended: task over
-                    self._exit(task, without_kernel_frames(final))
+                    if final.__class__ is StopIteration:   # it returned: nobody reads that
+                        final.__traceback__ = None         # traceback, which is all kernel
+                    else:                                  # frames (trimming them cost
+                        without_kernel_frames(final)       # 0.4 µs of every task's end)
+                    self._exit(task, final)
                     return
             if isinstance(value, SystemCall):
                 if value.fast is not None and not self.trace:
