@@ -174,6 +174,8 @@ class Scheduler(Trap, Accounting, Kernel):
 
     # -- Phase 1: I/O ----------------------------------------------------------------------
     def _poll_io(self) -> None:
+        # (What makes this phase, or the next, do anything with tasks ready is also what
+        # ends _run_ready's rounds: a change to one is a change to the other.)
         if self._wakeup.calls:  # from other threads (or signal handlers): they may wake tasks
             self._wakeup.run_calls()
             if not self._tasks:  # they killed the last task: the loop ends, not a Deadlock
@@ -304,7 +306,8 @@ class Scheduler(Trap, Accounting, Kernel):
                 self._unbilled = unbilled
             else:
                 self._tick(batch, unbilled, now - start)
-            # The next cycle's phases 1 and 2 would do nothing: run its batch now, with
+            # The next cycle's phases 1 and 2 would do nothing (their tests, written out:
+            # as a method they cost 80 ns of a 490 ns round): run its batch now, with
             # the same tasks in the same order, but without two calls and this set-up.
             # (No task left: the loop ends there, and what is queued is stale entries.)
             if not self._ready or readers or poller.writers or poller.broken \
