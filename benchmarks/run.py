@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         for case in PRIMITIVE_CASES:
             def prim_argv(impl: str, case: str = case) -> list[str]:
                 return [str(BENCH / "primitives.py"), case, impl,
-                        "--scale", "0.25" if quick else "1"]
+                        "--scale", "0.25" if quick else "1", "--repeat", "3" if quick else "5"]
             res["primitives"][case] = interleaved(impls, 1 if quick else 3, prim_argv,
                                                   "per_s", 120)
 
