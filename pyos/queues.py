@@ -61,8 +61,13 @@ class _Get(Op):
     needs_tid = False
     name = "get"
 
-    def fast(self, tid: int) -> Any:
-        return self.owner._get_now()
+    def fast(self, tid: int) -> Any:   # (the queue's own code, here: one call less)
+        queue = self.owner
+        if queue._items:
+            return queue._take()
+        if queue._shutdown:
+            raise QueueShutDown(f"{queue._label()} is shut down and empty")
+        return WAIT
 
     def slow(self, tid: int) -> Generator[Any, Any, Any]:
         return self.owner._get_wait()  # type: ignore[no-any-return]
@@ -79,8 +84,16 @@ class _Put(Op):
         self.owner = owner
         self.arg = item
 
-    def fast(self, tid: int) -> Any:
-        return self.owner._put_now(self.arg)
+    def fast(self, tid: int) -> Any:   # (the queue's own code, here: one call less)
+        queue = self.owner
+        if queue._shutdown:
+            raise QueueShutDown(f"{queue._label()} is shut down")
+        if 0 < queue._maxsize <= len(queue._items) + queue._reserved:   # (not _room())
+            return WAIT
+        queue._unfinished += 1                                       # (_add, likewise)
+        if not queue._getters.hand(self.arg, queue._item_back):
+            queue._put(self.arg)
+        return None
 
     def slow(self, tid: int) -> Generator[Any, Any, Any]:
         return self.owner._put_wait(self.arg)  # type: ignore[no-any-return]
@@ -155,16 +168,6 @@ class Queue:
         """Put item in, waiting while the queue is full.  QueueShutDown once shut down."""
         return _Put(self, item)
 
-    def _put_now(self, item: Any) -> Any:
-        if self._shutdown:
-            raise QueueShutDown(f"{self._label()} is shut down")
-        if 0 < self._maxsize <= len(self._items) + self._reserved:   # (not _room(): hot)
-            return WAIT
-        self._unfinished += 1                                     # (_add, likewise)
-        if not self._getters.hand(item, self._item_back):
-            self._put(item)
-        return None
-
     def _put_wait(self, item: Any) -> Generator[Any, Any, None]:
         yield self._putters.park()               # a slot, or QueueShutDown raised
         self._reserved -= 1                      # the slot handed over is ours now
@@ -200,13 +203,6 @@ class Queue:
         """Take the next item, waiting while the queue is empty.  QueueShutDown once shut
         down and empty."""
         return self._get_op
-
-    def _get_now(self) -> Any:
-        if self._items:
-            return self._take()
-        if self._shutdown:
-            raise QueueShutDown(f"{self._label()} is shut down and empty")
-        return WAIT
 
     def _get_wait(self) -> Generator[Any, Any, Any]:
         return (yield self._getters.park())      # the item, or QueueShutDown raised
