@@ -146,7 +146,8 @@ class Socket(BufferedStream):
             sent = self.sock.send(data)       # try first: usually it all fits at once
         except BlockingIOError:
             sent = 0
-        if sent == len(data) and isinstance(data, (bytes, bytearray)):  # len counts bytes
+        # (len() counts bytes only for these; bytes is tested first: it is the hot path)
+        if sent == len(data) and (data.__class__ is bytes or isinstance(data, bytearray)):
             self._streak += 1
             if self._streak >= self.SWITCH_EVERY:
                 self._streak = 0

@@ -7,6 +7,7 @@ pollers (the ``sched`` fixture) and talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import array
 import os
 import socket
 
@@ -122,6 +123,38 @@ def test_sendall_to_a_vanished_peer_raises(sched, socketpair):
 
     run_watched(sched, sender())
     assert record in (["BrokenPipeError"], ["ConnectionResetError"])
+
+
+def test_sendall_counts_bytes_not_items(sched, socketpair):
+    """A buffer of 4-byte items whose first send takes as many bytes as it has items is
+    not all sent: sendall goes on until every byte has gone (bytes and bytearray, whose
+    len() is their size, end at once)."""
+    a, _b = socketpair
+
+    class Partial:  # a socket whose send takes at most 1,000 bytes a call
+        def __init__(self) -> None:
+            self.got = bytearray()
+            self.fileno = a.fileno     # (a real descriptor, always writable, to wait on)
+
+        def setblocking(self, flag: bool) -> None:
+            pass
+
+        def send(self, data) -> int:
+            taken = bytes(memoryview(data).cast("B")[:1000])
+            self.got += taken
+            return len(taken)
+
+    items = array.array("i", range(1000))          # 1,000 items, 4,000 bytes
+    fake = Partial()
+    sock = pyos.Socket(fake)  # type: ignore[arg-type]
+
+    def sender():
+        yield sock.sendall(memoryview(items))
+        yield sock.sendall(b"y" * 1000)
+        yield sock.sendall(bytearray(b"z" * 10))
+
+    run_watched(sched, sender())
+    assert fake.got == items.tobytes() + b"y" * 1000 + b"z" * 10
 
 
 def test_two_readers_of_one_socket(sched, socketpair):
