@@ -78,7 +78,8 @@ PRIMITIVES = {
 def primitives_md(prim: dict[str, Any]) -> list[str]:
     """One table: a row per case, ops/s per scheduler, and pyos (generator tasks) / peer."""
     impls = ["pyos", "pyos-async", "asyncio", "curio", "trio"]
-    out = ["## Queues, locks, events and gather (fresh process each; medians)", "",
+    out = ["## Queues, locks, events and gather (fresh processes, each case repeated; the "
+           "best)", "",
            "pyos runs generator tasks (`yield q.get()`) and, as pyos-async, async ones "
            "(`await q.get()`); trio has no queue, its memory channels stand in.  "
            "The ratios are pyos / peer (higher is better for pyos).", "",

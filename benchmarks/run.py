@@ -61,8 +61,9 @@ def run_script(argv: list[str], timeout: float) -> dict[str, Any]:
 
 
 def interleaved(names: list[str], runs: int, argv_of: Any, key: str,
-                timeout: float) -> dict[str, dict[str, Any]]:
-    """runs rounds of every name in turn; the median of key for each name."""
+                timeout: float, pick: Any = None) -> dict[str, dict[str, Any]]:
+    """runs rounds of every name in turn; for each name, the median of every figure
+    (or, with pick, key's figure from the run pick chooses: max for a best-of)."""
     raw: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for r in range(runs):
         for name in names:
@@ -83,6 +84,8 @@ def interleaved(names: list[str], runs: int, argv_of: Any, key: str,
         for k in good[0]:
             if isinstance(good[0][k], float):
                 out[name][k] = median(x[k] for x in good)
+        if pick is not None:
+            out[name][key] = pick(x[key] for x in good)
         out[name]["runs"] = good
     return out
 
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 return [str(BENCH / "primitives.py"), case, impl,
                         "--scale", "0.25" if quick else "1", "--repeat", "3" if quick else "5"]
             res["primitives"][case] = interleaved(impls, 1 if quick else 3, prim_argv,
-                                                  "per_s", 120)
+                                                  "per_s", 120, pick=max)
 
     if "echo" in sections:
         log("echo round trips ...")
