@@ -92,14 +92,21 @@ class Lock(Acquirable):
             raise BrokenLock(self._broken)
 
     def _release(self, tid: int) -> None:
-        if self._watched:
-            self._watched = False
-            current_kernel().discard_at_exit(tid, self._owner_ended)
         # Hand the lock to the oldest waiter, its owner from now on; or unlock it
         self._owner = taker = self._waiters.hand(self._guard, self._pass_on)
         if taker is None:
             self._locked = False
-        elif len(self._waiters):       # others still wait: learn when the new owner ends
+        others = taker is not None and len(self._waiters)  # learn when the new owner ends
+        if self._watched:
+            if others:   # the hook goes from the old owner to the new, in one kernel call
+                # (the waiters' kernel: it handed the lock over, and is the current one)
+                if not self._waiters._kernel.move_at_exit(self._owner_ended, tid, taker):
+                    self._watched = False
+                    self._owner_ended(None)
+                return
+            self._watched = False
+            current_kernel().discard_at_exit(tid, self._owner_ended)
+        elif others:
             self._watch_owner()
 
     def _pass_on(self, _value: object) -> None:

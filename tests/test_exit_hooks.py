@@ -67,6 +67,39 @@ def test_discarded_hook_is_not_called_and_ended_task_refuses():
     assert seen == []
 
 
+def test_moved_hook_follows_the_new_task_and_leaves_the_old_ones_others():
+    """move_at_exit(hook, old, new): hook runs when new ends, not when old does; old's
+    other hooks stay; a new task that has ended refuses it, and it is gone from old."""
+    seen = []
+
+    def main():
+        kernel = current_kernel()
+        a = yield NewTask(sleeper(1.0))
+        b = yield NewTask(sleeper(2.0))
+        c = yield NewTask(sleeper(0.5))
+        hook = seen.append
+
+        def other(exc):
+            seen.append(("a's other", type(exc)))
+
+        assert kernel.at_exit(a, hook) and kernel.at_exit(a, other)
+        assert kernel.move_at_exit(hook, a, b)
+        assert kernel.at_exit(c, hook)
+        assert kernel.move_at_exit(hook, c, b)       # b has it already: still once
+        assert kernel._exit_hooks == {a: {other: None}, b: {hook: None}}
+        yield WaitTask(c)
+        yield WaitTask(a)
+        assert not kernel.move_at_exit(hook, b, a)   # a has ended: refused...
+        assert kernel._exit_hooks == {}              # ...and taken off b all the same
+        assert kernel.at_exit(b, hook)
+        yield WaitTask(b)
+        assert kernel._exit_hooks == {}
+
+    pyos.run(main(), clock=pyos.VirtualClock())
+    assert [x if isinstance(x, tuple) else type(x) for x in seen] == [
+        ("a's other", StopIteration), StopIteration]
+
+
 def test_failing_hook_is_logged_and_others_still_run(caplog):
     seen = []
 

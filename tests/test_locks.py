@@ -284,6 +284,37 @@ def test_owner_ending_holding_the_lock_breaks_it(how, says, caplog):
     assert repr(lock) == "<Lock 'db' broken>"
 
 
+def test_lock_passed_down_a_queue_breaks_only_when_its_current_owner_ends_holding_it():
+    """At each contended release the exit hook goes on to the new owner: the owners who
+    released it end without harm, and the one that ends holding it breaks it."""
+    lock, record = Lock("db"), []
+
+    def passer(n):
+        yield lock.acquire()
+        record.append(("got", n))
+        yield Sleep(1)
+        lock.release()            # handed to the next waiter; this task then ends
+
+    def keeper():
+        yield lock.acquire()
+        record.append(("got", "keeper"))   # and returns, holding it
+
+    def last():
+        try:
+            yield lock.acquire()
+        except BrokenLock as exc:
+            record.append(str(exc))
+
+    def main():
+        for target in (passer(1), passer(2), keeper(), last()):
+            yield NewTask(target)
+        yield Sleep(10)
+
+    run(main())
+    assert record == [("got", 1), ("got", 2), ("got", "keeper"),
+                      "Lock 'db' is broken: task 4 ended holding it (it returned)"]
+
+
 def test_owner_gone_before_anyone_waited_is_found_by_the_next_acquirer():
     lock = Lock("db")
 
