@@ -54,26 +54,10 @@ class Exits:
         return True
 
     def move_at_exit(self, hook: Callable[[BaseException], None], old: int, new: int) -> bool:
-        """discard_at_exit(old, hook), then at_exit(new, hook), in one call: how a lock
-        hands its owner's hook to the next owner at every contended release."""
-        hooks = self._exit_hooks
-        mine = hooks.get(old)
-        if mine is not None and hook in mine:
-            if len(mine) == 1:
-                del hooks[old]    # (its dict, holding only hook, serves new as it is)
-            else:
-                del mine[hook]
-                mine = None
-        else:
-            mine = None
-        if new not in self._tasks:
-            return False
-        theirs = hooks.get(new)
-        if theirs is not None:
-            theirs[hook] = None
-        else:
-            hooks[new] = mine if mine is not None else {hook: None}
-        return True
+        """discard_at_exit(old, hook), then at_exit(new, hook): how a lock hands its
+        owner's hook to the next owner at every contended release."""
+        self.discard_at_exit(old, hook)
+        return self.at_exit(new, hook)
 
     def discard_at_exit(self, tid: int, hook: Callable[[BaseException], None]) -> None:
         """Forget a hook at_exit() set (it is no longer needed); nothing if there is none."""

@@ -96,7 +96,7 @@ class Lock(Acquirable):
         self._owner = taker = self._waiters.hand(self._guard, self._pass_on)
         if taker is None:
             self._locked = False
-        others = taker is not None and len(self._waiters)  # learn when the new owner ends
+        others = taker is not None and len(self._waiters) > 0  # learn when the new owner ends
         if self._watched:
             if others:   # the hook goes from the old owner to the new, in one kernel call
                 # (the waiters' kernel: it handed the lock over, and is the current one)
